@@ -1,0 +1,1 @@
+"""Signal-facing handlers and the pure conversation flows."""

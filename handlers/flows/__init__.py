@@ -1,0 +1,1 @@
+"""The conversations as pure transition tables: intake, reporter routing, the catalog."""

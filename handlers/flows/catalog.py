@@ -1,0 +1,280 @@
+"""Every user-visible string of the conversations, keyed by id, with organisation overrides.
+
+Texts use ``{name}`` placeholders. Rendering substitutes plain names only (no attribute or
+index access, no format specs), so an override written in a config file can never reach
+into Python objects. An override may use only the placeholders its default has.
+"""
+
+from __future__ import annotations
+
+import difflib
+import string
+from collections.abc import Mapping
+from types import MappingProxyType
+
+DEFAULT_TEXTS: dict[str, str] = {
+    # First contact and the fallbacks every question has.
+    "greeting": (
+        "Hi, this is the {org} conduct line. You can tell us about something that went wrong, "
+        "and we'll pass it only to the people you choose.\n\n"
+        "Who can see what:\n"
+        "\u2022 Only the officers you choose will read your report.\n"
+        "\u2022 The person who runs this service can see your Signal account.\n"
+        "\u2022 If you stay anonymous, officers never see your number, name or profile.\n\n"
+        "Send STOP at any time to stop and delete what you've written. "
+        "HELP explains, BACK goes back a question."
+    ),
+    "reports_are_named": "Reports to {org} are named: the officers will see who you are.",
+    "kept_first": "I've kept what you sent as the start of your report.",
+    "kept_text": "I've kept that message with your report.",
+    "help": (
+        "You're making a report to the {org} conduct line. "
+        "Nothing is sent until you reply SEND at the end.\n"
+        "\u2022 STOP: stop and delete what you've written\n"
+        "\u2022 BACK: go back a question\n"
+        "If you're in danger right now, call your local emergency number."
+    ),
+    "not_understood": "Sorry, I didn't understand that.",
+    "back_at_start": "This is the first question.",
+    "answer_again": "Something has changed since you started, so please answer this again.",
+    "restarted": "Sorry, I was restarted \u2014 we were at:\n\n{question}",
+    "cancelled": (
+        "Okay, I've stopped. Nothing was sent, and what you wrote here has been deleted. "
+        "You can message again any time."
+    ),
+    "expired": (
+        "Your unfinished report has been deleted, because it was left for a while. "
+        "Nothing was sent. Send a message any time to start again."
+    ),
+    # Building blocks for numbered lists and the summary.
+    "option": "{n}. {label}",
+    "option_described": "{n}. {label}: {description}",
+    "yes": "Yes",
+    "no": "No",
+    "not_given": "\u2014",
+    "count_messages_one": "1 message",
+    "count_messages": "{n} messages",
+    "count_attachments_one": "1 attachment",
+    "count_attachments": "{n} attachments",
+    "count_and": "{first} and {second}",
+    # Named or anonymous.
+    "ask_identity": "Do you want to stay anonymous?\n\n{options}\n\nReply with a number.",
+    "identity_anonymous": "Anonymous",
+    "identity_anonymous_about": "officers won't see your number, name or profile",
+    "identity_named": "Named",
+    "identity_named_about": "officers will see who you are",
+    "identity_anonymous_ok": "You're anonymous. Officers won't see your number, name or profile.",
+    "identity_named_ok": "Okay, the officers will see who you are.",
+    # Help kind and category.
+    "ask_help_kind": "What kind of help would you like?\n\n{options}\n\nReply with a number.",
+    "ask_category": "What is it about?\n\n{options}\n\nReply with a number.",
+    "category_other": "Something else",
+    # Who sees it.
+    "ask_scope": (
+        "Who should see your report? Only they will read it.\n\n{options}\n\nReply with a number."
+    ),
+    "ask_officer": (
+        "Who would you like to talk to? A support person will be with them.\n\n"
+        "{options}\n\nReply with a number."
+    ),
+    "ask_exclusions": (
+        "Is there anyone who must NOT see this?\n\n{options}\n\n"
+        "Reply with their number (or numbers, like 1 3), or NONE."
+    ),
+    "nobody_left": (
+        "That would leave nobody to read your report. Please keep at least one person, "
+        "or send BACK to choose differently."
+    ),
+    "scope_chosen_value": "{officer}, with a support person",
+    "scope_except": "{scope}, but not {names}",
+    # What happened.
+    "ask_narrative": (
+        "Tell us what happened, in your own words. Send as many messages as you like; "
+        "photos and screenshots are fine too. Send DONE when you've finished."
+    ),
+    "ask_narrative_more": (
+        "Tell us what happened, in your own words. I already have {count}. "
+        "Add anything else, then send DONE."
+    ),
+    "narrative_got": "Got it. Keep going, or send DONE when you've finished.",
+    "narrative_continue": "Keep going, or send DONE when you've finished.",
+    "narrative_empty": "You haven't told me anything yet.",
+    "narrative_cap": (
+        "I can take up to {max} messages in one report, so I didn't add that one. "
+        "Send DONE to go on. Once your report is sent, you can add more by messaging here."
+    ),
+    "narrative_cleared": "Okay, I've cleared what you wrote.",
+    "attachments_kept": "Your attachments are still there.",
+    "text_cut": (
+        "That message was very long, so I kept the first {max} characters. "
+        "Please send the rest in another message."
+    ),
+    "attachment_noted": "Got {what} \u2014 noted.",
+    "what_image": "a photo",
+    "what_video": "a video",
+    "what_audio": "a voice message",
+    "what_file": "a file",
+    "what_many": "{n} attachments",
+    "attachments_cap": (
+        "I can take up to {max} attachments in one report, so I didn't add {n} of them. "
+        "Once your report is sent, you can send more here."
+    ),
+    "ask_when": 'When did it happen? A rough idea is fine, like "last Friday". Or send SKIP.',
+    "ask_where": (
+        'Where did it happen? For example "at the meeting" or "online". Or send SKIP.'
+    ),
+    "ask_who": "Who was involved? Or send SKIP.",
+    # Safety and check-ins.
+    "ask_safety": "Are you safe right now? Reply YES or NO.",
+    "urgent_help": (
+        "If you're in danger right now, please call your local emergency number "
+        "(112 in Europe, 911 in the US, 999 in the UK). "
+        "You can carry on here whenever you're ready."
+    ),
+    "ask_checkin": (
+        "May we check in with you in the coming days? We'd send a short message asking "
+        "how you are. Reply YES or NO."
+    ),
+    # Confirm and edit.
+    "summary_header": "Here's your report. Nothing has been sent yet.",
+    "summary_row": "{field}: {value}",
+    "field_identity": "Your identity",
+    "field_help_kind": "Help wanted",
+    "field_category": "About",
+    "field_scope": "Who sees it",
+    "field_narrative": "What happened",
+    "field_when": "When",
+    "field_where": "Where",
+    "field_who": "Who was involved",
+    "field_safety": "Safe right now",
+    "field_checkin": "Check-ins",
+    "ask_confirm": "Reply SEND to send it, EDIT to change something, or CANCEL to delete it.",
+    "ask_edit": (
+        "What would you like to change?\n\n{options}\n\n"
+        "Reply with a number, or BACK to see your report again."
+    ),
+    "edit_identity": "Anonymous or named",
+    "edit_help_kind": "Kind of help",
+    "edit_category": "What it's about",
+    "edit_scope": "Who sees it",
+    "edit_narrative": "What happened",
+    "edit_details": "When, where and who",
+    "edit_safety": "Whether you're safe",
+    "edit_checkin": "Check-ins",
+    "ask_edit_narrative": "What happened:\n\n{options}\n\nReply with a number.",
+    "narrative_add": "Add more to it",
+    "narrative_restart": "Start again (deletes what you wrote)",
+    # After sending (the receipt is sent by the caller once the case is committed).
+    "receipt": "Your report has been sent. Your reference is {ref}.\n\n{next_steps}",
+    "next_steps": (
+        "An officer will read it and reply here. You can add to it any time by sending a "
+        "message. Send NEW for a separate report, or STOP to stop check-ins."
+    ),
+    # A reporter with sent reports (handlers/flows/reporter.py).
+    "reporter_which_case": (
+        "Which report is this about?\n\n{options}\n\n"
+        "Reply with a number, or NEW to start a new report."
+    ),
+    "case_option": "{n}. {ref} \u2014 {label}",
+    "reporter_held": "I'll hold on to that until you choose.",
+    "reporter_relayed": "Added to your report {ref}.",
+    "reporter_help": (
+        "You can:\n"
+        "\u2022 send a message here to add to your report\n"
+        "\u2022 send NEW to start a separate report\n"
+        "\u2022 send STOP to stop check-in messages"
+    ),
+    "reporter_stopped": (
+        "Okay, no more check-in messages. Your report stays open, "
+        "and you can message here any time."
+    ),
+    "reporter_discarded": "Okay, I haven't passed that on.",
+}
+
+# Texts that stop working if an override drops one of these placeholders.
+REQUIRED_PLACEHOLDERS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {"receipt": frozenset({"ref"}), "restarted": frozenset({"question"})}
+)
+
+_FORMATTER = string.Formatter()
+
+
+class CatalogError(ValueError):
+    """Overrides that cannot be used; ``problems`` has one line per mistake."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _fields(template: str) -> list[str]:
+    """The placeholder names of a template; ValueError if it is not plain ``{name}`` style."""
+    names: list[str] = []
+    for _literal, name, spec, conversion in _FORMATTER.parse(template):
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise ValueError("write placeholders as {name}, and a literal brace as {{ or }}")
+        names.append(name)
+    return names
+
+
+def _braced(names: frozenset[str] | set[str]) -> str:
+    return ", ".join("{" + n + "}" for n in sorted(names))
+
+
+class Catalog:
+    """The default texts with an organisation's overrides applied."""
+
+    def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
+        overrides = overrides or {}
+        problems = self.check_overrides(overrides)
+        if problems:
+            raise CatalogError(problems)
+        self._texts: Mapping[str, str] = MappingProxyType({**DEFAULT_TEXTS, **overrides})
+
+    @staticmethod
+    def check_overrides(overrides: Mapping[str, str]) -> list[str]:
+        """Problems with ``[texts]`` overrides, one readable line each (for ``config check``)."""
+        problems: list[str] = []
+        for msg_id, text in overrides.items():
+            where = f"texts.{msg_id}"
+            if msg_id not in DEFAULT_TEXTS:
+                near = difflib.get_close_matches(msg_id, list(DEFAULT_TEXTS), n=1)
+                hint = f"; did you mean '{near[0]}'?" if near else ""
+                problems.append(f"{where}: unknown message id{hint}")
+                continue
+            if not text.strip():
+                problems.append(f"{where}: is empty")
+                continue
+            try:
+                used = set(_fields(text))
+            except ValueError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
+            allowed = Catalog.placeholders(msg_id)
+            if unknown := used - allowed:
+                can = f"it can use {_braced(allowed)}" if allowed else "it takes no placeholders"
+                problems.append(f"{where}: unknown placeholder {_braced(unknown)}; {can}")
+            if missing := REQUIRED_PLACEHOLDERS.get(msg_id, frozenset()) - used:
+                problems.append(f"{where}: must keep {_braced(missing)}")
+        return problems
+
+    @staticmethod
+    def placeholders(msg_id: str) -> frozenset[str]:
+        """The placeholder names the default text of ``msg_id`` uses."""
+        return frozenset(_fields(DEFAULT_TEXTS[msg_id]))
+
+    @staticmethod
+    def ids() -> tuple[str, ...]:
+        """Every message id, in catalog order."""
+        return tuple(DEFAULT_TEXTS)
+
+    def render(self, msg_id: str, **values: object) -> str:
+        """The text for ``msg_id`` with ``values`` inserted verbatim (braces in them stay)."""
+        out: list[str] = []
+        for literal, name, _spec, _conversion in _FORMATTER.parse(self._texts[msg_id]):
+            out.append(literal)
+            if name is not None:
+                out.append(str(values[name]))
+        return "".join(out)

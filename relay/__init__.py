@@ -1,0 +1,1 @@
+"""relay: a secure conduct-reporting relay on Signal."""

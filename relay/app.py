@@ -1,0 +1,172 @@
+"""The composition root: the one place that builds the engine, keyring, bot and desks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from handlers.flows.catalog import Catalog
+from handlers.flows.intake import FlowContext
+from keys import Keyring
+from relay import inbox, webhook
+from relay.clock import Clock
+from relay.config import OrgConfig
+from relay.dispatcher import Dispatcher
+from relay.gateway import SignalGateway
+from relay.logs import get_logger
+from relay.officers import OfficerDesk
+from relay.outbox import Claimed, Destination, OutboxPump, RecipientKind, Status
+from relay.receiver import Receiver
+from relay.reporters import ReporterDesk
+from relay.scopes import Target, may_receive
+from relay.store.db import make_engine, make_sessionmaker
+from relay.store.migrate import ensure_schema
+from relay.store.models import Case, OutboxRow
+from relay.store.sealing import Sealer
+
+log = get_logger("app")
+T = TypeVar("T")
+
+
+@dataclass
+class Relay:
+    cfg: OrgConfig
+    engine: Engine
+    sessions: sessionmaker[Session]
+    sealer: Sealer
+    clock: Clock
+    gateway: SignalGateway
+    dispatcher: Dispatcher
+    pump: OutboxPump
+    receiver: Receiver
+    catalog: Catalog
+    _db: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "relay-db"))
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _webhook: web.AppRunner | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def run_db(self, fn: Any, *args: Any) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    async def ingest(self, frames: list[str]) -> None:
+        await self.run_db(self._ingest_sync, frames)
+        self.dispatcher.wake.set()
+
+    def _ingest_sync(self, frames: list[str]) -> None:
+        now = self.clock.now()
+        with self.sessions.begin() as s:
+            for raw in frames:
+                inbox.ingest(s, self.sealer, raw, "ws", now)
+
+    def _reask(self) -> None:
+        with self.sessions.begin() as s:
+            self.dispatcher.reporters.reask_all(s, self.clock.now())
+
+    def _recover(self) -> None:
+        """A row left 'sending' by a crash may have been delivered: resend it marked."""
+        with self.sessions.begin() as s:
+            s.execute(update(OutboxRow).where(OutboxRow.status == Status.SENDING).values(
+                status=Status.PENDING, possible_repeat=True, lease_until=None))
+
+    async def start(self) -> None:
+        """Check Signal, recover, then start the receiver, dispatcher and outbox pump."""
+        self.dispatcher.on_committed = self._wake_pump_threadsafe
+        self._loop = asyncio.get_running_loop()
+        await self.gateway.check()
+        await self.run_db(self._recover)
+        while await self.run_db(self.dispatcher.process_one):
+            pass  # frames stored before a crash are handled before anyone is re-asked
+        await self.run_db(self._reask)
+        self._tasks = [
+            asyncio.create_task(self.receiver.run(self._stop), name="receiver"),
+            asyncio.create_task(self.dispatcher.run(self._stop, self.run_db), name="dispatcher"),
+            asyncio.create_task(self.pump.run(self._stop), name="outbox"),
+        ]
+        if self.cfg.signal.webhook_listen:
+            self._webhook = await webhook.start(self.ingest, self.cfg.signal.webhook_listen)
+        await self.receiver.connected.wait()
+        self.ready.set()
+        log.info("relay.ready")
+
+    def _wake_pump_threadsafe(self) -> None:
+        self._loop.call_soon_threadsafe(self.pump.wake.set)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self.dispatcher.wake.set()
+        self.pump.wake.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=10)
+        if self._webhook is not None:
+            await self._webhook.cleanup()
+        await self.gateway.close()
+        self._db.shutdown(wait=True)
+        self.engine.dispose()
+
+    async def run_forever(self) -> None:
+        await self.start()
+        await self._stop.wait()
+
+
+def _resolver(cfg: OrgConfig, sealer: Sealer, gateway: SignalGateway):  # type: ignore[no-untyped-def]
+    from relay.cases import open_case
+
+    def resolve(s: Session, item: Claimed) -> Destination | None:
+        if item.kind is RecipientKind.REPORTER:
+            return Destination(item.address, None) if item.address else None
+        if item.case_id is not None:
+            row = s.get(Case, item.case_id)
+            if row is None:
+                return None
+            case = open_case(s, sealer, row)
+            target = Target("group" if item.kind is RecipientKind.GROUP else "officer",
+                            item.ref or "")
+            if not may_receive(cfg, case.routing, target):
+                return None
+        if item.kind is RecipientKind.GROUP:
+            scope = next((sc for sc in cfg.scopes if sc.id == item.ref), None)
+            if scope is None or scope.group_id is None:
+                return None
+            return Destination(scope.group_id, scope.group_id)
+        officer = next((o for o in cfg.officers if o.id == item.ref), None)
+        return None if officer is None else Destination(officer.aci, officer.id)
+
+    return resolve
+
+
+def build(cfg: OrgConfig, keyring: Keyring, clock: Clock, *, database_url: str | None = None,
+          ping_interval: float = 20.0) -> Relay:
+    engine = make_engine(database_url or cfg.storage.url)
+    ensure_schema(engine)
+    sessions = make_sessionmaker(engine)
+    sealer = Sealer(keyring, clock)
+    catalog = Catalog(cfg.texts)
+    gateway = SignalGateway(service=cfg.signal.service, number=cfg.signal.bot_number,
+                            use_https=cfg.signal.connection == "https",
+                            send_timeout=cfg.signal.send_timeout_seconds)
+    ctx = FlowContext.from_config(cfg)
+    reporters = ReporterDesk(cfg, sealer, catalog, ctx)
+    officers = OfficerDesk(cfg, sealer, catalog)
+
+    dispatcher = Dispatcher(cfg, sessions, sealer, clock, reporters, officers)
+    relay_ref: dict[str, Relay] = {}
+
+    async def ingest(frames: list[str]) -> None:
+        await relay_ref["relay"].ingest(frames)
+
+    receiver = Receiver(gateway.receive_url, ingest, ping_interval=ping_interval)
+    pump = OutboxPump(sessions, sealer, gateway, clock, _resolver(cfg, sealer, gateway),
+                      lambda fn, *a: relay_ref["relay"].run_db(fn, *a))
+    app = Relay(cfg, engine, sessions, sealer, clock, gateway, dispatcher, pump, receiver,
+                catalog)
+    relay_ref["relay"] = app
+    return app

@@ -1,0 +1,109 @@
+"""`relay` console script: run, demo, config check, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import typer
+
+from relay.config import ConfigError, OrgConfig, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="relay: a secure conduct-reporting relay on Signal.")
+config_app = typer.Typer(no_args_is_help=True, help="Check an organisation config file.")
+keys_app = typer.Typer(no_args_is_help=True, help="Create and inspect encryption keys.")
+app.add_typer(config_app, name="config")
+app.add_typer(keys_app, name="keys")
+
+ConfigOpt = typer.Option(Path("relay.toml"), "--config", "-c", help="organisation TOML file")
+
+
+def _load_or_exit(path: Path) -> OrgConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        raise typer.Exit(2) from None
+
+
+def _catalog_problems(cfg: OrgConfig) -> list[str]:
+    from handlers.flows.catalog import Catalog
+
+    return Catalog.check_overrides(cfg.texts)
+
+
+@config_app.command("check")
+def config_check(path: Path = typer.Argument(..., help="the TOML file to check")) -> None:
+    """Validate a config file; print one line per problem, naming the field and the fix."""
+    cfg = _load_or_exit(path)
+    problems = _catalog_problems(cfg)
+    if problems:
+        print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
+        for problem in problems:
+            print(f"  - texts.{problem}", file=sys.stderr)
+        raise typer.Exit(2)
+    print(f"{path}: ok ({cfg.organisation.name}: {len(cfg.officers)} officers, "
+          f"{len(cfg.scopes)} scopes, {len(cfg.categories)} categories)")
+
+
+@keys_app.command("init")
+def keys_init(config: Path = ConfigOpt) -> None:
+    """Create the keys directory (0700) with a new root key and epoch key (0600)."""
+    from keys import KeyringError, init_keys_dir
+    from relay.clock import SystemClock
+
+    cfg = _load_or_exit(config)
+    try:
+        init_keys_dir(cfg.keys.directory, SystemClock().now(), cfg.retention.epoch)
+    except KeyringError as exc:
+        print(f"relay keys init: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    print(f"created keys in {cfg.keys.directory} (keep a separate, encrypted backup)")
+
+
+@keys_app.command("status")
+def keys_status(config: Path = ConfigOpt) -> None:
+    """List key ids, epochs and generations (never key bytes)."""
+    from keys import Keyring, KeyringError
+
+    cfg = _load_or_exit(config)
+    try:
+        keyring = Keyring.load(cfg.keys.directory)
+    except KeyringError as exc:
+        print(f"relay keys status: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    for info in keyring.status():
+        print(info)
+
+
+@app.command()
+def run(config: Path = ConfigOpt) -> None:
+    """Run the relay against the configured signal-cli-rest-api."""
+    from relay.runner import run_relay
+
+    cfg = _load_or_exit(config)
+    problems = _catalog_problems(cfg)
+    if problems:
+        for problem in problems:
+            print(f"  - texts.{problem}", file=sys.stderr)
+        raise typer.Exit(2)
+    raise typer.Exit(asyncio.run(run_relay(cfg)))
+
+
+@app.command()
+def demo(
+    interactive: bool = typer.Option(False, "--interactive", help="you type as the reporter"),
+    pace: float = typer.Option(0.6, help="seconds between scripted steps"),
+) -> None:
+    """Play a full story on the built-in Signal sandbox: no phone number needed."""
+    from relay.demo import run_demo
+
+    raise typer.Exit(asyncio.run(run_demo(interactive=interactive, pace=pace)))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,125 @@
+"""One ordered dispatcher: takes inbox rows in arrival order and runs each in one transaction.
+
+Processing one frame at a time serialises every sender (signalbot would run three consumers
+concurrently). State, case rows, outbox rows, audit rows and the inbox mark commit together;
+a frame whose processing fails is retried, then quarantined, and never blocks the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from handlers import frames
+from handlers.events import (
+    GroupUpdateEvent,
+    InboundEvent,
+    TextMessage,
+)
+from relay import audit, inbox
+from relay.clock import Clock
+from relay.config import OrgConfig
+from relay.logs import get_logger
+from relay.officers import OfficerDesk, Where
+from relay.reporters import ReporterDesk
+from relay.store.sealing import Sealer
+
+log = get_logger("dispatcher")
+
+
+
+def public_group_id(internal_id: str) -> str:
+    """The REST API's public id for a group: 'group.' + base64(internal id) (WIRE §3.3)."""
+    return "group." + base64.b64encode(internal_id.encode("ascii", "replace")).decode()
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        cfg: OrgConfig,
+        sessions: sessionmaker[Session],
+        sealer: Sealer,
+        clock: Clock,
+        reporters: ReporterDesk,
+        officers: OfficerDesk,
+    ) -> None:
+        self._cfg = cfg
+        self._sessions = sessions
+        self._sealer = sealer
+        self._clock = clock
+        self.reporters = reporters
+        self._officers = officers
+        self.wake = asyncio.Event()
+        self.processed = 0
+        self.on_committed: Callable[[], None] = lambda: None
+
+    def process_one(self) -> bool:
+        """Process the oldest pending inbox row. False when there is none."""
+        now = self._clock.now()
+        with self._sessions.begin() as s:
+            pending = inbox.next_pending(s, self._sealer)
+            if pending is None:
+                return False
+            try:
+                with s.begin_nested():
+                    event = frames.parse(pending.raw)
+                    self.route(s, event, now, key=f"in:{pending.id}")
+                    inbox.mark_done(s, pending.id, now)
+            except Exception as exc:
+                quarantined = inbox.record_failure(s, pending.id, type(exc).__name__)
+                log.error("dispatcher.frame_failed", exc_type=type(exc).__name__,
+                          status="quarantined" if quarantined else "retry")
+        self.processed += 1
+        self.on_committed()
+        return True
+
+    def route(self, s: Session, event: InboundEvent, now: datetime, *, key: str) -> None:
+        if isinstance(event, TextMessage):
+            self._text(s, event, now, key)
+        elif isinstance(event, GroupUpdateEvent):
+            audit.append(s, "group.updated", now)
+        # reactions, deletes, edits, identity events and sync transcripts are handled by
+        # later issues (claiming, edits, alerts); they are stored in the inbox regardless.
+
+    def _text(self, s: Session, ev: TextMessage, now: datetime, key: str) -> None:
+        if ev.sender.aci == (self._cfg.signal.bot_aci or "") or (
+            ev.sender.number is not None and ev.sender.number == self._cfg.signal.bot_number
+        ):
+            return  # our own messages (notify_self copies) are never input
+        officer = self._cfg.officer_by_aci(ev.sender.aci)
+        bot_aci, bot_number = self._cfg.signal.bot_aci, self._cfg.signal.bot_number
+        if ev.group_id is not None:
+            scope = self._cfg.team_scope_for_group(public_group_id(ev.group_id))
+            if scope is None:
+                return  # not one of our officer groups
+            where = Where(scope=scope, dm=False)
+            if officer is not None and officer.id in scope.officers:
+                self._officers.handle(s, ev, officer, where, now, bot_aci=bot_aci,
+                                      bot_number=bot_number, key=key)
+            else:
+                self._officers.refuse_stranger(s, ev, where, now, key)
+            return
+        if officer is not None and self._officers.wants(ev, bot_aci, bot_number):
+            self._officers.handle(s, ev, officer, Where(scope=None, dm=True), now,
+                                  bot_aci=bot_aci, bot_number=bot_number, key=key)
+            return
+        self.reporters.handle(s, ev, now, key=key)
+
+    async def run(self, stop: asyncio.Event,
+                  run_db: Callable[..., asyncio.Future[object]]) -> None:
+        while not stop.is_set():
+            try:
+                busy = await run_db(self.process_one)
+            except Exception as exc:
+                log.error("dispatcher.error", exc_type=type(exc).__name__)
+                busy = False
+            if not busy:
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass

@@ -1,0 +1,127 @@
+"""Inbox: every received frame is sealed and committed before anything else happens.
+
+Both ingest paths (the receive websocket and the REST API's webhook) call `ingest`;
+duplicates collapse on a keyed dedupe key of (sender ACI, device, timestamp, kind).
+A frame that cannot be parsed is still stored (quarantined), never dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from handlers import frames
+from relay.store.counters import next_value
+from relay.store.models import InboxRow
+from relay.store.sealing import Sealer
+
+TABLE = "inbox"
+MAX_ATTEMPTS = 3
+
+
+class InboxStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: str
+    raw: str
+    attempts: int
+
+
+def dedupe_for(sealer: Sealer, raw: str) -> tuple[bytes, bool]:
+    """The dedupe key, and whether the frame could be identified at all."""
+    try:
+        ident = frames.identity(frames.load(raw))
+    except frames.FrameError:
+        ident = None
+        parsed = False
+    else:
+        parsed = True
+    if ident is None:
+        digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+        return sealer.dedupe("raw", digest), parsed
+    return (
+        sealer.dedupe(ident.aci, str(ident.device), str(ident.timestamp), ident.kind.value),
+        parsed,
+    )
+
+
+def ingest(session: Session, sealer: Sealer, raw: str, source: str, now: datetime) -> bool:
+    """Store one frame in the caller's transaction. Returns False for a duplicate."""
+    key, parsed = dedupe_for(sealer, raw)
+    row_id = str(uuid.uuid4())
+    rk = sealer.new_record(TABLE, row_id)
+    values = {
+        "id": row_id,
+        "seq": next_value(session, "inbox"),
+        "dedupe_key": key,
+        "source": source,
+        "received_at": now,
+        "status": InboxStatus.PENDING if parsed else InboxStatus.QUARANTINED,
+        "attempts": 0,
+        "error_class": None if parsed else "FrameError",
+        "dek_wrapped": rk.wrapped,
+        "frame_sealed": sealer.seal(
+            rk.dek, TABLE, row_id, "frame", raw.encode("utf-8", "surrogatepass")
+        ),
+    }
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(InboxRow).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    result = session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0))
+
+
+def next_pending(session: Session, sealer: Sealer) -> Pending | None:
+    row = session.scalar(
+        select(InboxRow)
+        .where(InboxRow.status == InboxStatus.PENDING)
+        .order_by(InboxRow.seq)
+        .limit(1)
+    )
+    if row is None:
+        return None
+    dek = sealer.open_record(TABLE, row.id, row.dek_wrapped)
+    raw = sealer.open(dek, TABLE, row.id, "frame", row.frame_sealed).decode("utf-8", "surrogatepass")
+    return Pending(row.id, raw, row.attempts)
+
+
+def mark_done(session: Session, row_id: str, now: datetime) -> None:
+    session.execute(
+        update(InboxRow)
+        .where(InboxRow.id == row_id)
+        .values(status=InboxStatus.DONE, processed_at=now)
+    )
+
+
+def record_failure(session: Session, row_id: str, exc_type: str) -> bool:
+    """Count a failed processing attempt; quarantine after MAX_ATTEMPTS. True if quarantined."""
+    row = session.get(InboxRow, row_id)
+    if row is None:
+        return False
+    row.attempts += 1
+    row.error_class = exc_type[:64]
+    if row.attempts >= MAX_ATTEMPTS:
+        row.status = InboxStatus.QUARANTINED
+        return True
+    return False
+
+
+def quarantined_count(session: Session) -> int:
+    return session.scalar(
+        select(func.count()).select_from(InboxRow).where(
+            InboxRow.status == InboxStatus.QUARANTINED
+        )
+    ) or 0

@@ -1,0 +1,165 @@
+"""What officers can do from Signal: reply to a case (quote or /reply) and ask for help.
+
+An officer message maps to a case only through a quote of a message the bot itself sent
+to that same group or officer (the reply map), or an explicit `/reply REF text`.
+Anyone not on the allow-list gets a short refusal for a command and is otherwise ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from handlers.events import TextMessage
+from handlers.flows.catalog import Catalog
+from handlers.flows.text import clean_text, quote_block
+from relay import audit
+from relay.cases import CaseView, add_message, case_by_ref, open_case, reporter_of
+from relay.config import Officer, OrgConfig, Scope
+from relay.outbox import Message, RecipientKind, enqueue
+from relay.refs import parse_ref
+from relay.scopes import Target, members, targets
+from relay.store.models import Case, SentMap
+from relay.store.sealing import Sealer
+
+MAX_REPLY = 4000
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where an officer wrote: a scope's group, or a DM."""
+
+    scope: Scope | None  # the team scope whose group it is, None for a DM
+    dm: bool
+
+    @property
+    def map_key(self) -> str | None:
+        return self.scope.group_id if self.scope else None
+
+
+class OfficerDesk:
+    def __init__(self, cfg: OrgConfig, sealer: Sealer, catalog: Catalog) -> None:
+        self._cfg = cfg
+        self._sealer = sealer
+        self._cat = catalog
+
+    # -- answering the officer ---------------------------------------------------------
+    def _answer(self, s: Session, officer: Officer | None, where: Where, text: str,
+                now: datetime, key: str) -> None:
+        if where.scope is not None:
+            msg = Message(RecipientKind.GROUP, text, "officer_ack", ref=where.scope.id)
+        elif officer is not None:
+            msg = Message(RecipientKind.OFFICER, text, "officer_ack", ref=officer.id)
+        else:
+            return
+        enqueue(s, self._sealer, msg, key=key, now=now)
+
+    def is_bot_quote(self, ev: TextMessage, bot_aci: str | None, bot_number: str) -> bool:
+        quote = ev.quote
+        if quote is None:
+            return False
+        if bot_aci is not None:
+            return quote.author_uuid == bot_aci
+        return quote.author_number == bot_number
+
+    def wants(self, ev: TextMessage, bot_aci: str | None, bot_number: str) -> bool:
+        """Whether an officer's DM is officer business (else it is their own report)."""
+        text = (ev.text or "").lstrip()
+        return text.startswith("/") or self.is_bot_quote(ev, bot_aci, bot_number)
+
+    # -- entry points -------------------------------------------------------------------
+    def handle(self, s: Session, ev: TextMessage, officer: Officer, where: Where,
+               now: datetime, *, bot_aci: str | None, bot_number: str, key: str) -> None:
+        text = clean_text(ev.text or "", MAX_REPLY).strip()
+        if text.startswith("/"):
+            self._command(s, text, officer, where, now, key)
+            return
+        if self.is_bot_quote(ev, bot_aci, bot_number) and ev.quote is not None:
+            dest = where.map_key if where.scope is not None else officer.id
+            case_id = s.scalar(select(SentMap.case_id).where(
+                SentMap.destination == dest, SentMap.signal_timestamp == ev.quote.id))
+            if case_id is None:
+                self._answer(s, officer, where, self._cat.render("officer_which_case"), now,
+                             key)
+                return
+            row = s.get(Case, case_id)
+            if row is None:
+                self._answer(s, officer, where, self._cat.render("officer_which_case"), now,
+                             key)
+                return
+            self._reply(s, open_case(s, self._sealer, row), officer, where, text, now, key)
+        # anything else in an officer group is the officers' own conversation: ignored
+
+    def refuse_stranger(self, s: Session, ev: TextMessage, where: Where, now: datetime,
+                        key: str) -> None:
+        if (ev.text or "").lstrip().startswith("/") and where.scope is not None:
+            enqueue(s, self._sealer, Message(
+                RecipientKind.GROUP, self._cat.render("officer_not_registered"), "refusal",
+                ref=where.scope.id), key=key, now=now)
+            audit.append(s, "officer.refused", now, actor_ref="unknown")
+
+    # -- commands -----------------------------------------------------------------------
+    def _command(self, s: Session, text: str, officer: Officer, where: Where, now: datetime,
+                 key: str) -> None:
+        word, _, rest = text.partition(" ")
+        word = word.lower()
+        if word == "/reply":
+            ref_text, _, body = rest.strip().partition(" ")
+            ref = parse_ref(ref_text)
+            if ref is None or not body.strip():
+                self._answer(s, officer, where, self._cat.render("officer_usage_reply"), now,
+                             key)
+                return
+            case = case_by_ref(s, self._sealer, ref)
+            if case is None or not self._may_act(case, officer, where):
+                self._answer(s, officer, where,
+                             self._cat.render("officer_unknown_case", ref=ref), now, key)
+                return
+            self._reply(s, case, officer, where, body.strip(), now, key)
+        elif word in ("/help", "/start"):
+            self._answer(s, officer, where, self._cat.render("officer_help"), now, key)
+        else:
+            self._answer(s, officer, where, self._cat.render("officer_unknown_command"), now,
+                         key)
+
+    def _may_act(self, case: CaseView, officer: Officer, where: Where) -> bool:
+        if officer.id not in members(self._cfg, case.routing):
+            return False
+        if where.scope is not None:  # in a group: only that case's own team group
+            return Target("group", where.scope.id) in targets(self._cfg, case.routing)
+        return True
+
+    def _reply(self, s: Session, case: CaseView, officer: Officer, where: Where, body: str,
+               now: datetime, key: str) -> None:
+        if case.status == "closed" or not self._may_act(case, officer, where):
+            self._answer(s, officer, where,
+                         self._cat.render("officer_unknown_case", ref=case.ref), now, key)
+            return
+        reporter = reporter_of(s, self._sealer, case.id)
+        if reporter is None:
+            self._answer(s, officer, where,
+                         self._cat.render("officer_reporter_gone", ref=case.ref), now, key)
+            return
+        add_message(s, self._sealer, case, "officer", body, now, author=officer.id)
+        team = self._cfg.organisation.short_name or self._cfg.organisation.name
+        enqueue(s, self._sealer, Message(
+            RecipientKind.REPORTER,
+            self._cat.render("reporter_reply_from_team", team=team, ref=case.ref,
+                             body=quote_block(body)),
+            "reply", address=reporter.aci, case_id=case.id,
+        ), key=f"{key}:reporter", now=now)
+        # in a DM scope the other officers on the case do not see this reply otherwise
+        for target in targets(self._cfg, case.routing):
+            if target.kind == "officer" and target.ref != officer.id:
+                enqueue(s, self._sealer, Message(
+                    RecipientKind.OFFICER,
+                    self._cat.render("officer_colleague_replied", name=officer.display_name,
+                                     ref=case.ref, body=quote_block(body)),
+                    "reply_copy", ref=target.ref, case_id=case.id, map_replies=True,
+                ), key=f"{key}:copy:{target.ref}", now=now)
+        self._answer(s, officer, where, self._cat.render("officer_reply_sent", ref=case.ref),
+                     now, f"{key}:ack")
+        audit.append(s, "case.officer_reply", now, case_ref=case.ref, actor_ref=officer.id)

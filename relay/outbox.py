@@ -1,0 +1,290 @@
+"""Outbox: messages are rows first, sends second.
+
+Use cases add rows in the same transaction as the change that causes them; the pump
+claims rows, sends them through the gateway, and records Signal's timestamp (and the
+reply map) when the send succeeded. Delivery is at least once: a crash between the
+send and the commit can resend, and a resend to officers is marked as a possible repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from relay.clock import Clock
+from relay.gateway import SendError, SendFailure, SignalGateway
+from relay.logs import get_logger
+from relay.store.counters import next_value
+from relay.store.models import OutboxRow, SentMap
+from relay.store.sealing import Sealer
+
+log = get_logger("outbox")
+
+TABLE = "outbox"
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 12
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    HELD = "held"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+
+
+class RecipientKind(StrEnum):
+    REPORTER = "reporter"
+    OFFICER = "officer"
+    GROUP = "group"
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a use case wants sent."""
+
+    kind: RecipientKind
+    text: str
+    purpose: str
+    ref: str | None = None  # officer id for OFFICER, scope id for GROUP
+    address: str | None = None  # the reporter's ACI for REPORTER (sealed at rest)
+    case_id: str | None = None
+    map_replies: bool = False
+    quote_timestamp: int | None = None
+
+
+def enqueue(
+    session: Session, sealer: Sealer, msg: Message, *, key: str, now: datetime
+) -> str | None:
+    """Add one message in the caller's transaction. Same key twice: kept once."""
+    exists = session.scalar(select(OutboxRow.id).where(OutboxRow.idempotency_key == key))
+    if exists is not None:
+        return None
+    row_id = str(uuid.uuid4())
+    rk = sealer.new_record(TABLE, row_id)
+    address = (
+        sealer.seal(rk.dek, TABLE, row_id, "address", msg.address.encode())
+        if msg.address is not None
+        else None
+    )
+    session.add(
+        OutboxRow(
+            id=row_id,
+            seq=next_value(session, "outbox"),
+            idempotency_key=key,
+            created_at=now,
+            available_at=now,
+            status=Status.PENDING,
+            attempts=0,
+            purpose=msg.purpose,
+            case_id=msg.case_id,
+            recipient_kind=msg.kind,
+            recipient_ref=msg.ref,
+            map_replies=msg.map_replies,
+            quote_timestamp=msg.quote_timestamp,
+            kek_id=rk.kek_id,
+            dek_wrapped=rk.wrapped,
+            body_sealed=sealer.seal(rk.dek, TABLE, row_id, "body", msg.text.encode()),
+            address_sealed=address,
+        )
+    )
+    return row_id
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: str
+    kind: RecipientKind
+    ref: str | None
+    address: str | None
+    text: str
+    case_id: str | None
+    map_replies: bool
+    quote_timestamp: int | None
+    attempts: int
+    possible_repeat: bool
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a claimed row goes, resolved at send time; None means hold it."""
+
+    recipient: str
+    map_key: str | None  # destination recorded in the reply map
+
+
+Resolver = Callable[[Session, Claimed], Destination | None]
+
+
+class OutboxPump:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        sealer: Sealer,
+        gateway: SignalGateway,
+        clock: Clock,
+        resolve: Resolver,
+        run_db: Callable[..., asyncio.Future[object]],
+    ) -> None:
+        self._sessions = sessions
+        self._sealer = sealer
+        self._gateway = gateway
+        self._clock = clock
+        self._resolve = resolve
+        self._run_db = run_db
+        self.wake = asyncio.Event()
+        self.sent_count = 0
+
+    def _claim(self) -> tuple[Claimed, Destination | None] | None:
+        now = self._clock.now()
+        with self._sessions.begin() as s:
+            row = s.scalar(
+                select(OutboxRow)
+                .where(
+                    ((OutboxRow.status == Status.PENDING) & (OutboxRow.available_at <= now))
+                    | ((OutboxRow.status == Status.SENDING) & (OutboxRow.lease_until < now))
+                )
+                .order_by(OutboxRow.seq)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if row is None:
+                return None
+            repeat = row.status == Status.SENDING  # a lease ran out: we may have sent it
+            claimed = s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == row.id, OutboxRow.status == row.status)
+                .values(
+                    status=Status.SENDING,
+                    lease_until=now + LEASE,
+                    attempts=OutboxRow.attempts + 1,
+                    possible_repeat=OutboxRow.possible_repeat | repeat,
+                )
+            )
+            if getattr(claimed, "rowcount", 0) != 1:
+                return None
+            dek = self._sealer.open_record(TABLE, row.id, row.dek_wrapped)
+            address = (
+                self._sealer.open(dek, TABLE, row.id, "address", row.address_sealed).decode()
+                if row.address_sealed is not None
+                else None
+            )
+            item = Claimed(
+                id=row.id,
+                kind=RecipientKind(row.recipient_kind),
+                ref=row.recipient_ref,
+                address=address,
+                text=self._sealer.open(dek, TABLE, row.id, "body", row.body_sealed).decode(),
+                case_id=row.case_id,
+                map_replies=row.map_replies,
+                quote_timestamp=row.quote_timestamp,
+                attempts=row.attempts + 1,
+                possible_repeat=row.possible_repeat or repeat,
+            )
+            dest = self._resolve(s, item)
+            if dest is None:
+                row.status = Status.HELD
+                row.error_class = "held_by_policy"
+                row.lease_until = None
+            return item, dest
+
+    def _mark_sent(self, item: Claimed, dest: Destination, timestamp: int | None) -> None:
+        now = self._clock.now()
+        with self._sessions.begin() as s:
+            s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == item.id)
+                .values(status=Status.SENT, signal_timestamp=timestamp, sent_at=now,
+                        lease_until=None, error_class=None)
+            )
+            if item.map_replies and item.case_id and timestamp and dest.map_key:
+                s.add(SentMap(destination=dest.map_key, signal_timestamp=timestamp,
+                              case_id=item.case_id, created_at=now))
+
+    def _mark_failed(self, item: Claimed, failure: SendFailure | str, status: Status,
+                     retry_in: timedelta | None) -> None:
+        now = self._clock.now()
+        with self._sessions.begin() as s:
+            s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == item.id)
+                .values(
+                    status=status,
+                    error_class=str(failure),
+                    lease_until=None,
+                    available_at=now + retry_in if retry_in is not None else now,
+                )
+            )
+
+    async def run_once(self) -> bool:
+        """Send one due row. Returns False when there was nothing to send."""
+        claimed = await self._run_db(self._claim)
+        if claimed is None:
+            return False
+        assert isinstance(claimed, tuple)
+        item, dest = claimed
+        if dest is None:
+            log.warning("outbox.held", outbox_id=item.id, status="held")
+            return True
+        text = item.text
+        if item.possible_repeat and item.kind is not RecipientKind.REPORTER:
+            text = "⚠️ Possible repeat of an earlier message\n" + text
+        try:
+            sent = await self._gateway.send(
+                dest.recipient,
+                text,
+                quote_timestamp=item.quote_timestamp,
+                quote_author=self._gateway.number if item.quote_timestamp else None,
+            )
+        except SendError as exc:
+            await self._run_db(self._after_failure, item, exc)
+            return True
+        await self._run_db(self._mark_sent, item, dest, sent.timestamp)
+        self.sent_count += 1
+        log.info("outbox.sent", outbox_id=item.id, attempt=item.attempts)
+        return True
+
+    def _after_failure(self, item: Claimed, exc: SendError) -> None:
+        failure = exc.failure
+        if failure is SendFailure.UNTRUSTED:
+            self._mark_failed(item, failure, Status.HELD, None)
+        elif failure is SendFailure.UNREGISTERED:
+            self._mark_failed(item, failure, Status.UNREACHABLE, None)
+        elif item.attempts >= MAX_ATTEMPTS or failure in (
+            SendFailure.REJECTED, SendFailure.UNKNOWN_GROUP
+        ) and item.attempts >= 3:
+            self._mark_failed(item, failure, Status.FAILED, None)
+        else:
+            self._mark_failed(item, failure, Status.PENDING, backoff(item.attempts, failure))
+        log.warning("outbox.send_failed", outbox_id=item.id, attempt=item.attempts,
+                    status=failure.value)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                busy = await self.run_once()
+            except Exception as exc:
+                log.error("outbox.pump_error", exc_type=type(exc).__name__)
+                busy = False
+            if not busy:
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+
+
+def backoff(attempt: int, failure: SendFailure) -> timedelta:
+    """Exponential back-off with jitter; rate limits wait longer."""
+    base = 5.0 if failure is SendFailure.RATE_LIMITED else 0.5
+    delay = min(base * (2 ** (attempt - 1)), 600.0)
+    return timedelta(seconds=delay * random.uniform(0.8, 1.2))

@@ -1,0 +1,201 @@
+"""The reporter's side: intake conversations, follow-ups to open cases, resume after restart.
+
+The conversation logic itself is pure (`handlers/flows`); this module loads state under the
+dispatcher's transaction, runs one step, and persists state, case rows and replies together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from handlers.events import TextMessage
+from handlers.flows import intake, reporter
+from handlers.flows.catalog import Catalog
+from handlers.flows.intake import AttachmentNote, Draft, FlowContext, IntakeInput, Outcome
+from handlers.flows.text import clean_text, quote_block
+from relay import audit
+from relay.cases import (
+    CaseView,
+    ReporterAddress,
+    add_message,
+    create_case,
+    deliver_to_scope,
+    open_cases_of,
+)
+from relay.config import OrgConfig
+from relay.outbox import Message, RecipientKind, enqueue
+from relay.scopes import NoRecipient
+from relay.store.models import Conversation
+from relay.store.sealing import Sealer
+
+TABLE = "conversations"
+MAX_TEXT = 8000
+
+
+class ReporterDesk:
+    def __init__(self, cfg: OrgConfig, sealer: Sealer, catalog: Catalog,
+                 ctx: FlowContext) -> None:
+        self._cfg = cfg
+        self._sealer = sealer
+        self._cat = catalog
+        self._ctx = ctx
+
+    # -- persistence ----------------------------------------------------------------------
+    def _load(self, conv: Conversation) -> dict[str, Any]:
+        dek = self._sealer.open_record(TABLE, conv.id, conv.dek_wrapped)
+        data: dict[str, Any] = self._sealer.open_json(dek, TABLE, conv.id, "data",
+                                                      conv.data_sealed)
+        return data
+
+    def _address(self, conv: Conversation) -> ReporterAddress:
+        dek = self._sealer.open_record(TABLE, conv.id, conv.dek_wrapped)
+        return ReporterAddress.from_json(
+            self._sealer.open_json(dek, TABLE, conv.id, "address", conv.address_sealed))
+
+    def _save(self, s: Session, conv: Conversation | None, bidx: bytes, flow: str, state: str,
+              data: dict[str, Any], who: ReporterAddress, now: datetime) -> None:
+        if conv is None:
+            conv_id = str(uuid.uuid4())
+            rk = self._sealer.new_record(TABLE, conv_id)
+            conv = Conversation(id=conv_id, reporter_bidx=bidx, created_at=now, version=0,
+                                kek_id=rk.kek_id, dek_wrapped=rk.wrapped)
+            s.add(conv)
+            dek = rk.dek
+        else:
+            dek = self._sealer.open_record(TABLE, conv.id, conv.dek_wrapped)
+        conv.flow = flow
+        conv.state = state
+        conv.updated_at = now
+        conv.version = (conv.version or 0) + 1
+        conv.data_sealed = self._sealer.seal_json(dek, TABLE, conv.id, "data", data)
+        conv.address_sealed = self._sealer.seal_json(dek, TABLE, conv.id, "address",
+                                                     who.to_json())
+
+    def _reply(self, s: Session, who: ReporterAddress, texts: tuple[str, ...] | list[str],
+               now: datetime, key: str, case_id: str | None = None) -> None:
+        for index, text in enumerate(texts):
+            enqueue(s, self._sealer, Message(RecipientKind.REPORTER, text, "conversation",
+                                             address=who.aci, case_id=case_id),
+                    key=f"{key}:r{index}", now=now)
+
+    # -- entry point ----------------------------------------------------------------------
+    def handle(self, s: Session, ev: TextMessage, now: datetime, *, key: str) -> None:
+        who = ReporterAddress(ev.sender.aci, ev.sender.number, ev.sender.profile_name)
+        text = clean_text(ev.text, MAX_TEXT) if ev.text else None
+        notes = tuple(AttachmentNote(a.content_type, a.size or 0) for a in ev.attachments)
+        if not (text and text.strip()) and not notes:
+            return  # a disappearing-timer change or an empty message: nothing to answer
+        inp = IntakeInput(text, notes)
+        bidx = self._sealer.reporter_index(who.aci)
+        conv = s.scalar(select(Conversation).where(Conversation.reporter_bidx == bidx))
+        if conv is not None and conv.flow == "intake":
+            data = self._load(conv)
+            result = intake.step(intake.IntakeState(conv.state), Draft.from_json(data["draft"]),
+                                 inp, self._ctx, now)
+            self._after_intake(s, conv, bidx, result, who, now, key)
+            return
+        cases = open_cases_of(s, self._sealer, bidx)
+        pending = self._load(conv).get("router") if conv is not None else None
+        decision = reporter.decide(
+            reporter.RouterInput(text=text, has_attachments=bool(notes)),
+            [reporter.OpenCase(c.ref, self._case_label(c)) for c in cases],
+            reporter.RouterMemory.from_json(pending) if pending else None,
+            self._cat,
+        )
+        self._after_router(s, conv, bidx, decision, cases, inp, who, now, key)
+
+    def _case_label(self, case: CaseView) -> str:
+        return self._cat.render("reporter_case_label", ref=case.ref)
+
+    def _after_router(self, s: Session, conv: Conversation | None, bidx: bytes,
+                      decision: reporter.Decision, cases: list[CaseView], inp: IntakeInput,
+                      who: ReporterAddress, now: datetime, key: str) -> None:
+        if decision.action is reporter.Action.NEW_REPORT:
+            first = inp if decision.keep_message else IntakeInput(None)
+            result = intake.start(self._ctx, first, now)
+            self._after_intake(s, conv, bidx, result, who, now, key)
+            return
+        if decision.action is reporter.Action.RELAY and decision.ref is not None:
+            case = next(c for c in cases if c.ref == decision.ref)
+            body = decision.text if decision.text is not None else (inp.text or "")
+            self._relay_followup(s, case, body, inp.attachments, who, now, key)
+            self._clear_router(s, conv)
+            return
+        if decision.memory is not None:
+            self._save(s, conv, bidx, "reporter", "choosing",
+                       {"router": decision.memory.to_json()}, who, now)
+        else:
+            self._clear_router(s, conv)
+        self._reply(s, who, decision.replies, now, key)
+
+    def _clear_router(self, s: Session, conv: Conversation | None) -> None:
+        if conv is not None and conv.flow == "reporter":
+            s.execute(delete(Conversation).where(Conversation.id == conv.id))
+
+    def _relay_followup(self, s: Session, case: CaseView, body: str,
+                        notes: tuple[AttachmentNote, ...], who: ReporterAddress,
+                        now: datetime, key: str) -> None:
+        extra = (
+            "\n" + self._cat.render("officer_attachments", count=len(notes),
+                                    kinds=", ".join(sorted({n.content_type for n in notes})))
+            if notes else ""
+        )
+        add_message(s, self._sealer, case, "reporter", body + extra, now)
+        text = self._cat.render("officer_followup", ref=case.ref,
+                                body=quote_block(body) if body else "") + extra
+        deliver_to_scope(s, self._sealer, self._cfg, case, text, "followup", now, key=key)
+        self._reply(s, who, [self._cat.render("reporter_followup_sent", ref=case.ref)], now,
+                    key, case_id=case.id)
+        audit.append(s, "case.reporter_followup", now, case_ref=case.ref, actor_ref="reporter")
+
+    def _after_intake(self, s: Session, conv: Conversation | None, bidx: bytes,
+                      result: intake.StepResult, who: ReporterAddress, now: datetime,
+                      key: str) -> None:
+        if result.outcome is Outcome.SUBMIT:
+            try:
+                created = create_case(s, self._sealer, self._cfg, self._cat, result.draft, who,
+                                      now, inbox_key=key)
+            except NoRecipient:
+                self._save(s, conv, bidx, "intake", intake.IntakeState.CONFIRM.value,
+                           {"draft": result.draft.to_json()}, who, now)
+                self._reply(s, who, [self._cat.render("intake_no_recipient")], now, key)
+                return
+            if conv is not None:
+                s.execute(delete(Conversation).where(Conversation.id == conv.id))
+            self._reply(s, who, result.replies, now, key, case_id=created.case_id)
+            return
+        if result.outcome in (Outcome.CANCELLED, Outcome.EXPIRED):
+            if conv is not None:
+                s.execute(delete(Conversation).where(Conversation.id == conv.id))
+            self._reply(s, who, result.replies, now, key)
+            audit.append(s, f"intake.{result.outcome.value}", now, actor_ref="reporter")
+            return
+        self._save(s, conv, bidx, "intake", result.state.value,
+                   {"draft": result.draft.to_json()}, who, now)
+        self._reply(s, who, result.replies, now, key)
+
+    # -- after a restart ------------------------------------------------------------------
+    def reask_all(self, s: Session, now: datetime) -> int:
+        """Re-ask the open question of every unfinished intake. Returns how many."""
+        count = 0
+        for conv in s.scalars(select(Conversation).where(Conversation.flow == "intake")):
+            data = self._load(conv)
+            draft = Draft.from_json(data["draft"])
+            result = intake.reask(intake.IntakeState(conv.state), draft, self._ctx)
+            who = self._address(conv)
+            if result.outcome is Outcome.EXPIRED or (
+                draft.updated_at is not None and now - draft.updated_at > self._ctx.draft_expiry
+            ):
+                expired = intake.step(intake.IntakeState(conv.state), draft, IntakeInput(None),
+                                      self._ctx, now)
+                self._after_intake(s, conv, conv.reporter_bidx, expired, who, now,
+                                   f"reask:{conv.id}:{conv.version}")
+                continue
+            self._reply(s, who, result.replies, now, f"reask:{conv.id}:{conv.version}")
+            count += 1
+        return count

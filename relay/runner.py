@@ -1,0 +1,43 @@
+"""`relay run`: keys first (fail closed), then the database, then Signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from relay.clock import SystemClock
+from relay.config import OrgConfig
+from relay.logs import configure_logging, get_logger
+
+
+async def run_relay(cfg: OrgConfig) -> int:
+    from keys import Keyring, KeyringError
+    from relay.app import build
+    from relay.gateway import ServiceCheckError
+
+    configure_logging(stream=sys.stderr, json=True, level=logging.INFO)
+    log = get_logger("runner")
+    try:
+        keyring = Keyring.load(cfg.keys.directory)
+    except KeyringError as exc:
+        print(f"relay: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    relay = build(cfg, keyring, SystemClock())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await relay.start()
+    except ServiceCheckError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        await relay.stop()
+        return 2
+    log.info("runner.started")
+    await stop.wait()
+    await relay.stop()
+    return 0

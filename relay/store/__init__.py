@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, engine set-up, sealing repositories, unit of work."""
