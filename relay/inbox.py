@@ -79,9 +79,13 @@ def ingest(session: Session, sealer: Sealer, raw: str, source: str, now: datetim
     }
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(InboxRow).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    result = session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0))
+    stmt = (
+        insert(InboxRow)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(InboxRow.id)
+    )
+    return session.execute(stmt).scalar() is not None
 
 
 def next_pending(session: Session, sealer: Sealer) -> Pending | None:

@@ -170,14 +170,23 @@ DEFAULT_TEXTS: dict[str, str] = {
         "An officer will read it and reply here. You can add to it any time by sending a "
         "message. Send NEW for a separate report, or STOP to stop check-ins."
     ),
-    # A reporter with sent reports (handlers/flows/reporter.py).
+    "intake_no_recipient": (
+        "Sorry, I can't reach the people you chose right now. Reply EDIT to choose who sees "
+        "it, or SEND to try again later. Nothing has been sent yet."
+    ),
+    # A reporter with sent reports (handlers/flows/reporter.py and its caller).
     "reporter_which_case": (
         "Which report is this about?\n\n{options}\n\n"
         "Reply with a number, or NEW to start a new report."
     ),
-    "case_option": "{n}. {ref} \u2014 {label}",
+    "case_option": "{n}. {label}",
+    "reporter_case_label": "Your report {ref}",
     "reporter_held": "I'll hold on to that until you choose.",
-    "reporter_relayed": "Added to your report {ref}.",
+    "reporter_resend_attachments": (
+        "I can't hold on to attachments while you choose, so please send them again after."
+    ),
+    "reporter_followup_sent": "Added to your report {ref}. The officers will see it.",
+    "reporter_reply_from_team": "Reply from {team} about your report {ref}:\n{body}",
     "reporter_help": (
         "You can:\n"
         "\u2022 send a message here to add to your report\n"
@@ -189,6 +198,54 @@ DEFAULT_TEXTS: dict[str, str] = {
         "and you can message here any time."
     ),
     "reporter_discarded": "Okay, I haven't passed that on.",
+    # Officers (relay/cases.py, relay/officers.py). Everything a reporter wrote arrives
+    # quoted with the \u2502 prefix, so an unprefixed line is always the bot's own.
+    "officer_case_message": (
+        "New report {ref}\n\n"
+        "About: {category}\n"
+        "Help wanted: {help}\n"
+        "From: {reporter}\n"
+        "Who sees it: {scope}\n"
+        "Safe right now: {safe}\n"
+        "Check-ins: {checkin}\n\n"
+        "What happened:\n{report}\n{attachments}\n\n"
+        "When:\n{when}\n"
+        "Where:\n{where}\n"
+        "Who was involved:\n{who}\n\n"
+        "To answer the reporter, quote this message or send /reply {ref} and your message."
+    ),
+    "officer_reporter_anonymous": "Anonymous (you won't see their number, name or profile)",
+    "officer_reporter_named": "{name}, {number}",
+    "officer_no_profile_name": "no profile name",
+    "officer_number_hidden": "number hidden",
+    "officer_not_given": "(not given)",
+    "officer_other": "Something else",
+    "officer_safe_yes": "Yes",
+    "officer_safe_no": "NO: they were shown emergency contacts",
+    "officer_yes": "Yes",
+    "officer_no": "No",
+    "officer_attachments": "Attachments: {count} ({kinds})",
+    "officer_followup": "More from the reporter on {ref}:\n{body}",
+    "officer_colleague_replied": "{name} replied on {ref}:\n{body}",
+    "officer_reply_sent": "Sent to the reporter of {ref}.",
+    "officer_which_case": (
+        "Which case is this about? Quote the case message, or send /reply REF and your message."
+    ),
+    "officer_usage_reply": (
+        "To reply, send /reply REF and your message, for example: /reply K7F-3Q Thank you."
+    ),
+    "officer_unknown_case": "There is no open case {ref} that you can answer.",
+    "officer_reporter_gone": (
+        "The reporter of {ref} can no longer be reached, so your reply was not sent."
+    ),
+    "officer_help": (
+        "Commands:\n"
+        "\u2022 quote a case message: reply to its reporter\n"
+        "\u2022 /reply REF message: reply to case REF\n"
+        "\u2022 /help: this list"
+    ),
+    "officer_unknown_command": "I don't know that command. Send /help for the list.",
+    "officer_not_registered": "Only registered officers can give commands here.",
 }
 
 # Texts that stop working if an override drops one of these placeholders.

@@ -213,7 +213,12 @@ def _attachment(value: Any) -> AttachmentNote:
 
 def _time(data: Mapping[str, Any], key: str) -> datetime | None:
     value = _opt(data, key, str)
-    return None if value is None else datetime.fromisoformat(value)
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise DraftFormatError(f"draft field '{key}' should be an ISO 8601 time") from None
 
 
 @dataclass(frozen=True)
@@ -330,6 +335,11 @@ _OPENING = frozenset({
     "this", "the", "conduct", "line", "can", "you", "how", "does", "it", "work", "what", "ok",
     "okay", "thanks", "thank", "new", "start",
 })
+# Words that never pick an option on their own ("the" must not choose "The whole group").
+_FILLER = frozenset({
+    "the", "a", "an", "and", "or", "of", "to", "in", "on", "for", "with", "plus", "you",
+    "your", "my", "me", "i", "it", "is", "be", "please",
+})
 _WORDS = re.compile(r"[\w']+")
 _SENTENCES = re.compile(r"[.!?\n]+")
 _LIST_SEPARATORS = re.compile(r"[\s,;&+/]+|\band\b")
@@ -353,7 +363,7 @@ def _pick(text: str, options: Sequence[_Option]) -> _Option | None:
     if exact:
         return exact[0] if len(exact) == 1 else None
     said = set(_WORDS.findall(key))
-    if not any(len(w) >= 3 for w in said):
+    if not said - _FILLER:
         return None
     hits = [o for o in options if said <= set(_WORDS.findall(answer_key(o.label)))]
     return hits[0] if len(hits) == 1 else None
@@ -698,10 +708,18 @@ def _add_part(draft: Draft, text: str, ctx: FlowContext) -> tuple[Draft, tuple[s
     return replace(draft, narrative=(*draft.narrative, part)), said
 
 
+def _split_done(text: str) -> tuple[str, bool]:
+    """The report text and whether it ends with DONE as its own sentence or line."""
+    body = text.strip()
+    trimmed = body.rstrip(".!? \n")
+    cut = max(trimmed.rfind(mark) for mark in ".!?\n")
+    if answer_key(trimmed[cut + 1 :]) in _DONE:
+        return body[: cut + 1].strip(), True
+    return body, False
+
+
 def _on_narrative(text: str, draft: Draft, ctx: FlowContext) -> _Move:
-    lines = text.strip().splitlines()
-    finished = answer_key(lines[-1]) in _DONE  # "DONE" alone, or as the last line of a message
-    part = "\n".join(lines[:-1] if finished else lines).strip()
+    part, finished = _split_done(text)  # "DONE", "...the end of it. Done." or a last line DONE
     said: tuple[str, ...] = ()
     if part:
         draft, said = _add_part(draft, part, ctx)

@@ -45,7 +45,6 @@ FailureReason = Literal[
     "INVALID_PRE_KEY_FAILURE",
 ]
 Target = Phone | SandboxGroup | str | None
-CloseCode = Literal[1000, 1001, 1011, 4000] | int | None
 
 
 @dataclass
@@ -204,7 +203,7 @@ class Faults:
         """Drop every receive socket's TCP without a close frame (client sees 1006, F4)."""
         return await self._actions.abort_subscribers()
 
-    async def ws_close(self, code: CloseCode = 1000) -> int:
+    async def ws_close(self, code: int | None = 1000) -> int:
         """Close every receive socket cleanly with ``code`` (None: close frame without code)."""
         return await self._actions.close_subscribers(code)
 
@@ -346,4 +345,3 @@ def _targets(target: Target) -> frozenset[str]:
     if isinstance(target, SandboxGroup):
         return frozenset({target.id, target.internal_id})
     return frozenset({_norm(target)})
-

@@ -86,9 +86,7 @@ def envelope(
             timestamp + SERVER_RECEIVED_DELAY_MS if server_received is None else server_received
         ),
         "serverDeliveredTimestamp": (
-            timestamp + SERVER_DELIVERED_DELAY_MS
-            if server_delivered is None
-            else server_delivered
+            timestamp + SERVER_DELIVERED_DELAY_MS if server_delivered is None else server_delivered
         ),
     }
     if content:

@@ -114,7 +114,9 @@ class Hub:
             self._session = None
 
     # -- submitting ------------------------------------------------------------------------
-    async def submit(self, text: str, *, rpc_line: str | None, all_accounts: bool = False) -> Outcome:
+    async def submit(
+        self, text: str, *, rpc_line: str | None, all_accounts: bool = False
+    ) -> Outcome:
         """Queue one receive notification; return once it was fanned out (or dropped,
         buffered, held). The webhook POST happens afterwards in the delivery loop."""
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -125,7 +127,7 @@ class Hub:
         """Wait until every queued notification is fanned out and POSTed to the webhook."""
         await self._queue.join()
 
-    async def wait_for_subscriber(self, count: int = 1, timeout: float = 5.0) -> None:
+    async def wait_for_subscriber(self, count: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until at least ``count`` readers of the account are connected."""
         async with asyncio.timeout(timeout):
             while self.subscriber_count() < count:

@@ -125,7 +125,7 @@ class PhoneNetwork(Protocol):
 class Phone:
     """A simulated Signal user. Create with :meth:`Sandbox.add_phone`."""
 
-    def __init__(  # noqa: PLR0913 - a phone is described by these independent facts
+    def __init__(
         self,
         network: PhoneNetwork,
         name: str,
@@ -147,9 +147,7 @@ class Phone:
         self.disappearing_seconds = 0
         self.trust: TrustLevel = "TRUSTED_UNVERIFIED"
         self.fingerprint = " ".join(secrets.token_hex(1) for _ in range(33))
-        self.safety_number = " ".join(
-            f"{secrets.randbelow(100_000):05d}" for _ in range(12)
-        )
+        self.safety_number = " ".join(f"{secrets.randbelow(100_000):05d}" for _ in range(12))
         self.identity_added = 0
         self._taken: set[int] = set()
         self._arrived = asyncio.Event()
@@ -186,9 +184,13 @@ class Phone:
         attachments: Sequence[AttachmentArg] = (),
         mentions: Sequence[Mentioned] = (),
         view_once: bool = False,
+        timestamp: int | None = None,
     ) -> int:
-        """A 1:1 message to the bot. Returns its timestamp."""
-        return await self._send(None, text, quote, attachments, mentions, view_once=view_once)
+        """A 1:1 message to the bot. Returns its timestamp (``timestamp`` pins the
+        sender's clock, e.g. for replays or skew)."""
+        return await self._send(
+            None, text, quote, attachments, mentions, view_once=view_once, timestamp=timestamp
+        )
 
     async def send_group(
         self,
@@ -199,9 +201,12 @@ class Phone:
         attachments: Sequence[AttachmentArg] = (),
         mentions: Sequence[Mentioned] = (),
         view_once: bool = False,
+        timestamp: int | None = None,
     ) -> int:
         """A message into ``group`` (the phone must be a member). Returns its timestamp."""
-        return await self._send(group, text, quote, attachments, mentions, view_once=view_once)
+        return await self._send(
+            group, text, quote, attachments, mentions, view_once=view_once, timestamp=timestamp
+        )
 
     async def _send(
         self,
@@ -212,6 +217,7 @@ class Phone:
         mentions: Sequence[Mentioned],
         *,
         view_once: bool,
+        timestamp: int | None,
     ) -> int:
         files = [self._store(item) for item in attachments]
         if text is not None and len(text.encode("utf-8")) > LONG_TEXT_BYTES:
@@ -246,15 +252,13 @@ class Phone:
                 )
             }
 
-        return await self._network.phone_emit(self, build, group=group)
+        return await self._network.phone_emit(self, build, group=group, timestamp=timestamp)
 
     def _store(self, item: AttachmentArg) -> Json:
         if not isinstance(item, OutgoingAttachment):
             data, content_type, filename = item
             item = OutgoingAttachment(data=data, content_type=content_type, filename=filename)
-        attachment_id = self._network.store_attachment(
-            item.data, item.content_type, item.filename
-        )
+        attachment_id = self._network.store_attachment(item.data, item.content_type, item.filename)
         return frames.attachment(
             content_type=item.content_type,
             filename=item.filename,
@@ -273,6 +277,7 @@ class Phone:
         *,
         remove: bool = False,
         group: SandboxGroup | None = None,
+        timestamp: int | None = None,
     ) -> int:
         """React to ``target`` (a received message, by default in its own chat)."""
         author = target.sender if isinstance(target, Received) else target.author
@@ -289,9 +294,15 @@ class Phone:
                 )
             }
 
-        return await self._network.phone_emit(self, build, group=chat)
+        return await self._network.phone_emit(self, build, group=chat, timestamp=timestamp)
 
-    async def remote_delete(self, target_timestamp: int, *, group: SandboxGroup | None = None) -> int:
+    async def remote_delete(
+        self,
+        target_timestamp: int,
+        *,
+        group: SandboxGroup | None = None,
+        timestamp: int | None = None,
+    ) -> int:
         """Delete one of this phone's earlier messages (by its timestamp)."""
 
         def build(ts: int) -> Json:
@@ -305,10 +316,15 @@ class Phone:
                 )
             }
 
-        return await self._network.phone_emit(self, build, group=group)
+        return await self._network.phone_emit(self, build, group=group, timestamp=timestamp)
 
     async def edit(
-        self, target_timestamp: int, text: str, *, group: SandboxGroup | None = None
+        self,
+        target_timestamp: int,
+        text: str,
+        *,
+        group: SandboxGroup | None = None,
+        timestamp: int | None = None,
     ) -> int:
         """Edit one of this phone's earlier messages; returns the edit's own timestamp."""
 
@@ -318,25 +334,31 @@ class Phone:
             )
             return {"editMessage": frames.edit_message(target_timestamp, inner)}
 
-        return await self._network.phone_emit(self, build, group=group)
+        return await self._network.phone_emit(self, build, group=group, timestamp=timestamp)
 
-    async def start_typing(self, group: SandboxGroup | None = None) -> int:
+    async def start_typing(
+        self, group: SandboxGroup | None = None, *, timestamp: int | None = None
+    ) -> int:
         """Typing indicator STARTED (1:1 or in ``group``)."""
-        return await self._typing("STARTED", group)
+        return await self._typing("STARTED", group, timestamp)
 
-    async def stop_typing(self, group: SandboxGroup | None = None) -> int:
+    async def stop_typing(
+        self, group: SandboxGroup | None = None, *, timestamp: int | None = None
+    ) -> int:
         """Typing indicator STOPPED (1:1 or in ``group``)."""
-        return await self._typing("STOPPED", group)
+        return await self._typing("STOPPED", group, timestamp)
 
-    async def _typing(self, action: frames.TypingAction, group: SandboxGroup | None) -> int:
+    async def _typing(
+        self, action: frames.TypingAction, group: SandboxGroup | None, timestamp: int | None
+    ) -> int:
         internal = None if group is None else group.internal_id
 
         def build(ts: int) -> Json:
             return {"typingMessage": frames.typing_message(action, ts, internal)}
 
-        return await self._network.phone_emit(self, build, group=group)
+        return await self._network.phone_emit(self, build, group=group, timestamp=timestamp)
 
-    async def set_disappearing(self, seconds: int) -> int:
+    async def set_disappearing(self, seconds: int, *, timestamp: int | None = None) -> int:
         """Set the 1:1 disappearing-message timer (an expiration-update message)."""
         self.disappearing_seconds = seconds
 
@@ -347,19 +369,21 @@ class Phone:
                 )
             }
 
-        return await self._network.phone_emit(self, build, group=None)
+        return await self._network.phone_emit(self, build, group=None, timestamp=timestamp)
 
     async def send_receipt(
         self,
         timestamps: Sequence[int],
         kind: Literal["delivery", "read", "viewed"] = "delivery",
+        *,
+        timestamp: int | None = None,
     ) -> int:
         """A receipt for the bot's messages with these timestamps."""
 
         def build(ts: int) -> Json:
             return {"receiptMessage": frames.receipt_message(ts, list(timestamps), kind=kind)}
 
-        return await self._network.phone_emit(self, build, group=None)
+        return await self._network.phone_emit(self, build, group=None, timestamp=timestamp)
 
     def _group_of(self, target: Received | QuoteRef) -> SandboxGroup | None:
         if isinstance(target, Received) and target.group_id is not None:
@@ -384,7 +408,7 @@ class Phone:
         self,
         predicate: Callable[[Received], bool] | None = None,
         *,
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109 - test API takes a deadline
         kind: ReceivedKind | None = "message",
     ) -> Received:
         """The first inbox item of ``kind`` (None: any) matching ``predicate``.

@@ -9,19 +9,19 @@ It never prints or logs: the request log is an in-memory list (:attr:`Sandbox.re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Self
 
 from aiohttp import web
 
 from relay.sandbox import control, frames, routes_groups, routes_messages, routes_misc
+from relay.sandbox.attachments import extension_for
 from relay.sandbox.faults import Faults
 from relay.sandbox.frames import Json
 from relay.sandbox.hub import Hub, Outcome
 from relay.sandbox.ids import Timestamps, new_aci, new_attachment_id, new_internal_group_id
 from relay.sandbox.phones import Phone, Received
-from relay.sandbox.rest import error_response, page_not_found
+from relay.sandbox.rest import Reply, error_response, fail, page_not_found
 from relay.sandbox.state import (
     BotAccount,
     BotSend,
@@ -38,16 +38,6 @@ DEFAULT_BOT_NUMBER = "+4915112345678"
 DEFAULT_BOT_ACI = "0b1e5d0c-4f4e-4c1e-9a3a-6f1a2b3c4d5e"
 ABOUT_VERSION = "0.101"
 _NOT_SIGNAL_CLI = ("/v1/health", "/v1/about", "/v1/attachments", "/v1/receive/")
-_EXTENSIONS = {
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "image/gif": ".gif",
-    "image/webp": ".webp",
-    "application/pdf": ".pdf",
-    "audio/aac": ".aac",
-    "video/mp4": ".mp4",
-    "text/plain": ".txt",
-}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -66,7 +56,7 @@ class Sandbox:
     See the package docstring (:mod:`relay.sandbox`) for the whole test API.
     """
 
-    def __init__(  # noqa: PLR0913 - every knob is an independent, documented option
+    def __init__(
         self,
         bot_number: str = DEFAULT_BOT_NUMBER,
         bot_aci: str | None = DEFAULT_BOT_ACI,
@@ -165,7 +155,7 @@ class Sandbox:
         return f"ws://{self.service}/v1/receive/{self.bot.number}"
 
     # -- phones and groups -----------------------------------------------------------------
-    def add_phone(  # noqa: PLR0913 - a phone is described by these independent facts
+    def add_phone(
         self,
         name: str,
         number: str | None = None,
@@ -220,7 +210,7 @@ class Sandbox:
                 return group
         return None
 
-    def create_group(  # noqa: PLR0913 - mirrors the group's independent settings
+    def create_group(
         self,
         name: str,
         members: Sequence[Phone] = (),
@@ -240,7 +230,7 @@ class Sandbox:
         """A group that already exists (created out of band). With ``bot_member`` the bot is
         listed first (as signal-cli lists the account); ``pending`` may include ``self.bot``."""
         member_list: list[Party] = [self.bot] if bot_member else []
-        member_list += [p for p in members if p is not self.bot]
+        member_list += list(members)
         admin_list: list[Party] = [self.bot] if bot_member and bot_admin else []
         admin_list += list(admins)
         for admin in admins:
@@ -266,47 +256,57 @@ class Sandbox:
     async def add_member(self, group: SandboxGroup, phone: Phone, *, by: Phone) -> int:
         """``by`` adds ``phone`` (a pending invite if its profile key is unknown): revision
         +1 and a group UPDATE frame from ``by``. Returns the frame's timestamp."""
+        involved = self._bot_involved(group)
         if not group.has_member(phone) and not group.has_pending(phone):
             (group.members if phone.profile_key_known else group.pending).append(phone)
-        return await self._group_changed(group, by)
+        return await self._group_changed(group, by, involved)
 
     async def invite(self, group: SandboxGroup, phone: Party, *, by: Phone) -> int:
         """``by`` invites ``phone`` (pending until it joins): UPDATE frame from ``by``."""
+        involved = self._bot_involved(group)
         if not group.has_member(phone) and not group.has_pending(phone):
             group.pending.append(phone)
         if phone is self.bot:
             group.known_to_bot = True
-        return await self._group_changed(group, by)
+        return await self._group_changed(group, by, involved)
 
     async def accept_invite(self, group: SandboxGroup, phone: Phone) -> int:
         """A pending ``phone`` joins: UPDATE frame from the phone itself."""
+        involved = self._bot_involved(group)
         group.pending = [p for p in group.pending if p is not phone]
         if not group.has_member(phone):
             group.members.append(phone)
-        return await self._group_changed(group, phone)
+        return await self._group_changed(group, phone, involved)
 
     async def remove_member(self, group: SandboxGroup, party: Party, *, by: Phone) -> int:
         """``by`` removes ``party`` (a phone, or ``sandbox.bot``: the group then lists
         ``member: false``): UPDATE frame from ``by``."""
+        involved = self._bot_involved(group)
         group.discard(party)
-        return await self._group_changed(group, by)
+        return await self._group_changed(group, by, involved)
 
     async def set_admin(
         self, group: SandboxGroup, party: Party, *, admin: bool = True, by: Phone
     ) -> int:
         """``by`` promotes (or demotes) a full member: UPDATE frame from ``by``."""
+        involved = self._bot_involved(group)
         if admin and group.has_member(party) and not group.has_admin(party):
             group.admins.append(party)
         if not admin:
             group.admins = [p for p in group.admins if p is not party]
-        return await self._group_changed(group, by)
+        return await self._group_changed(group, by, involved)
 
     async def rename_group(self, group: SandboxGroup, name: str, *, by: Phone) -> int:
         """``by`` renames the group: UPDATE frame from ``by``."""
+        involved = self._bot_involved(group)
         group.name = name
-        return await self._group_changed(group, by)
+        return await self._group_changed(group, by, involved)
 
-    async def _group_changed(self, group: SandboxGroup, by: Phone) -> int:
+    def _bot_involved(self, group: SandboxGroup | None) -> bool:
+        """Whether the bot gets this group's traffic (1:1 always)."""
+        return group is None or group.has_member(self.bot)
+
+    async def _group_changed(self, group: SandboxGroup, by: Phone, involved: bool) -> int:
         group.revision += 1
         info = frames.group_info(group.internal_id, group.name, group.revision, "UPDATE")
 
@@ -317,7 +317,10 @@ class Sandbox:
                 )
             }
 
-        return await self.phone_emit(by, build, group=group, check_sender=False)
+        involved = involved or self._bot_involved(group) or group.has_pending(self.bot)
+        return await self.phone_emit(
+            by, build, group=group, check_sender=False, bot_involved=involved
+        )
 
     # -- receive side ----------------------------------------------------------------------
     async def push_raw(self, text: str) -> int:
@@ -344,12 +347,14 @@ class Sandbox:
             content: Json = {"syncMessage": {}}
         else:
             inner = frames.data_message(ts, text)
-            content = {"syncMessage": frames.sync_sent_message(None if to is None else to.source, inner)}
+            content = {
+                "syncMessage": frames.sync_sent_message(None if to is None else to.source, inner)
+            }
         env = frames.envelope(self.bot.source, ts, content=content)
         await self.push_frame(frames.frame(env, self.bot.number))
         return ts
 
-    async def wait_for_subscriber(self, count: int = 1, timeout: float = 5.0) -> None:
+    async def wait_for_subscriber(self, count: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until ``count`` readers of the bot account are connected."""
         await self.hub.wait_for_subscriber(count, timeout)
 
@@ -380,16 +385,20 @@ class Sandbox:
         group: SandboxGroup | None,
         timestamp: int | None = None,
         check_sender: bool = True,
+        bot_involved: bool | None = None,
     ) -> int:
-        """Stamp the envelope, apply identity and legacy faults, deliver; return ts."""
+        """Stamp the envelope, apply identity and legacy faults, deliver; return ts.
+
+        A group message only reaches the bot while it is a member (``bot_involved``
+        overrides that, for group updates that add or remove the bot)."""
         if check_sender and group is not None and not group.has_member(phone):
             msg = f"{phone!r} is not a member of the group"
             raise SandboxError(msg)
         ts = self.clock.next() if timestamp is None else timestamp
         env = frames.envelope(phone.source, ts, content=build(ts))
-        if group is not None and not group.has_member(self.bot):
-            if not group.has_pending(self.bot) and group is not None:
-                return ts
+        reaches_bot = bot_involved if bot_involved is not None else self._bot_involved(group)
+        if not reaches_bot:
+            return ts
         params = frames.frame(env, self.bot.number)
         if phone.trust == "UNTRUSTED":
             self._held.setdefault(phone, []).append(frames.encode_frame(params))
@@ -406,7 +415,7 @@ class Sandbox:
 
     def store_attachment(self, data: bytes, content_type: str, filename: str | None) -> str:
         """Keep a file under an attachment id (the phone side: what the bot downloads)."""
-        attachment_id = new_attachment_id(_EXTENSIONS.get(content_type.split(";")[0], ""))
+        attachment_id = new_attachment_id(extension_for(content_type))
         self.attachments[attachment_id] = StoredAttachment(
             attachment_id, data, content_type, filename
         )
@@ -488,35 +497,45 @@ class Sandbox:
             "capabilities": {"v2/send": ["quotes", "mentions"]},
         }
 
-    def account_error(self, number: str) -> web.Response | None:
-        """signal-cli's answer for an account this daemon does not have."""
+    def check_account(self, number: str) -> None:
+        """signal-cli's answer for an account this daemon does not have (raises Reply)."""
         if number != self.bot.number:
-            return error_response(400, "Specified account does not exist")
-        return None
+            raise fail(400, "Specified account does not exist")
 
     # -- middleware ------------------------------------------------------------------------
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(control.PREFIX):
-            return await handler(request)
+            try:
+                return await handler(request)
+            except Reply as reply:
+                return reply.response
         if self._down:
             return self._abort(request)
         if not request.path.startswith(_NOT_SIGNAL_CLI):
             await self.hub.rpc_idle.wait()
         try:
-            response = await handler(request)
-        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
-            response = page_not_found()
+            response = await self._respond(request, handler)
         except AbortedError:
             return self._abort(request)
-        except web.HTTPException as exc:
-            response = web.Response(status=exc.status, text=exc.text or "")
-        except Exception as exc:
-            self.internal_errors.append(f"{request.method} {request.path}: {type(exc).__name__}")
-            response = error_response(500, "sandbox internal error")
         if not isinstance(response, web.WebSocketResponse):
             self.log(RequestRecord(request.method, request.path, response.status))
         return response
+
+    async def _respond(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Reply as reply:
+            return reply.response
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+            return page_not_found()
+        except web.HTTPException as exc:
+            return web.Response(status=exc.status, text=exc.text or "")
+        except AbortedError:
+            raise
+        except Exception as exc:
+            self.internal_errors.append(f"{request.method} {request.path}: {type(exc).__name__}")
+            return error_response(500, "sandbox internal error")
 
     def _abort(self, request: web.Request) -> web.Response:
         transport = request.transport
@@ -533,38 +552,8 @@ class Sandbox:
         raise AbortedError
 
 
-def sniff_content_type(data: bytes) -> str:
-    """A small stand-in for Go's ``mimetype.Detect`` on the common attachment kinds."""
-    signatures: tuple[tuple[bytes, str], ...] = (
-        (b"\xff\xd8\xff", "image/jpeg"),
-        (b"\x89PNG\r\n\x1a\n", "image/png"),
-        (b"GIF87a", "image/gif"),
-        (b"GIF89a", "image/gif"),
-        (b"%PDF-", "application/pdf"),
-    )
-    for magic, kind in signatures:
-        if data.startswith(magic):
-            return kind
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[4:8] == b"ftyp":
-        return "video/mp4"
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return "application/octet-stream"
-    return "text/plain; charset=utf-8"
-
-
-def extension_for(content_type: str) -> str:
-    """File extension for a content type (``""`` when unknown)."""
-    return _EXTENSIONS.get(content_type.split(";")[0].strip(), "")
-
-
 __all__ = [
     "AbortedError",
     "Sandbox",
     "SandboxError",
-    "contextlib",
-    "sniff_content_type",
 ]

@@ -53,7 +53,7 @@ class BotAccount:
 def list_id(party: Party) -> str:
     """How the REST API lists a party: the number when known, else the UUID."""
     number = party.visible_number
-    return number if number else party.aci
+    return number or party.aci
 
 
 def expanded_id(party: Party) -> dict[str, str]:

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from keys import Keyring, init_keys_dir
+from relay.clock import FakeClock
+from relay.store.db import make_engine, make_sessionmaker
+from relay.store.migrate import ensure_schema
+from relay.store.sealing import Sealer
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 2, 9, 30, tzinfo=UTC))
+
+
+@pytest.fixture
+def keyring(tmp_path: Path, clock: FakeClock) -> Keyring:
+    return init_keys_dir(tmp_path / "keys", clock.now(), "quarter")
+
+
+@pytest.fixture
+def sealer(keyring: Keyring, clock: FakeClock) -> Sealer:
+    return Sealer(keyring, clock)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Engine:
+    engine = make_engine(db_url)
+    ensure_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)

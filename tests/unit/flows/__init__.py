@@ -1,0 +1,1 @@
+"""Transcript tests for the pure conversation flows."""
