@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from handlers.events import TextMessage
@@ -30,11 +30,11 @@ from relay.cases import (
 from relay.config import OrgConfig
 from relay.outbox import Message, RecipientKind, enqueue
 from relay.scopes import NoRecipient
-from relay.store.models import Conversation
+from relay.store.models import Case, Conversation
 from relay.store.sealing import Sealer
 
 TABLE = "conversations"
-MAX_TEXT = 8000
+MAX_TEXT = intake.MAX_PART_CHARS * 2  # the flow cuts at MAX_PART_CHARS and says so
 
 
 class ReporterDesk:
@@ -98,6 +98,9 @@ class ReporterDesk:
             result = intake.step(intake.IntakeState(conv.state), Draft.from_json(data["draft"]),
                                  inp, self._ctx, now)
             self._after_intake(s, conv, bidx, result, who, now, key)
+            if result.outcome is Outcome.EXPIRED:  # the message that found it expired counts
+                fresh = intake.start(self._ctx, inp, now)
+                self._after_intake(s, None, bidx, fresh, who, now, f"{key}:fresh")
             return
         cases = open_cases_of(s, self._sealer, bidx)
         pending = self._load(conv).get("router") if conv is not None else None
@@ -116,7 +119,12 @@ class ReporterDesk:
                       decision: reporter.Decision, cases: list[CaseView], inp: IntakeInput,
                       who: ReporterAddress, now: datetime, key: str) -> None:
         if decision.action is reporter.Action.NEW_REPORT:
-            first = inp if decision.keep_message else IntakeInput(None)
+            held = decision.text or ""
+            if decision.keep_message:
+                text = "\n\n".join(t for t in (held, inp.text or "") if t) or None
+                first = IntakeInput(text, inp.attachments)
+            else:
+                first = IntakeInput(held or None)
             result = intake.start(self._ctx, first, now)
             self._after_intake(s, conv, bidx, result, who, now, key)
             return
@@ -126,6 +134,11 @@ class ReporterDesk:
             self._relay_followup(s, case, body, inp.attachments, who, now, key)
             self._clear_router(s, conv)
             return
+        if decision.action is reporter.Action.STOP:
+            ids = [c.id for c in cases]
+            if ids:
+                s.execute(update(Case).where(Case.id.in_(ids)).values(checkin_ok=False))
+                audit.append(s, "reporter.checkins_stopped", now, actor_ref="reporter")
         if decision.memory is not None:
             self._save(s, conv, bidx, "reporter", "choosing",
                        {"router": decision.memory.to_json()}, who, now)

@@ -127,14 +127,30 @@ class Hub:
         """Wait until every queued notification is fanned out and POSTed to the webhook."""
         await self._queue.join()
 
-    async def wait_for_subscriber(self, count: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        """Wait until at least ``count`` readers of the account are connected."""
+    async def wait_for_subscriber(
+        self,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - test API takes a deadline
+        *,
+        all_accounts: bool = False,
+    ) -> None:
+        """Wait until at least ``count`` readers (of the account, or of any account with
+        ``all_accounts``) are connected."""
         async with asyncio.timeout(timeout):
-            while self.subscriber_count() < count:
+            while self.subscriber_count(all_accounts=all_accounts) < count:
                 self._changed.clear()
                 await self._changed.wait()
 
-    def subscriber_count(self) -> int:
+    async def wait_for_no_subscriber(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until no reader of any account is connected."""
+        async with asyncio.timeout(timeout):
+            while self.subscribers:
+                self._changed.clear()
+                await self._changed.wait()
+
+    def subscriber_count(self, *, all_accounts: bool = False) -> int:
+        if all_accounts:
+            return len(self.subscribers)
         return sum(1 for sub in self.subscribers if sub.number == self.account)
 
     # -- delivery loop ---------------------------------------------------------------------

@@ -354,9 +354,20 @@ class Sandbox:
         await self.push_frame(frames.frame(env, self.bot.number))
         return ts
 
-    async def wait_for_subscriber(self, count: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        """Wait until ``count`` readers of the bot account are connected."""
-        await self.hub.wait_for_subscriber(count, timeout)
+    async def wait_for_subscriber(
+        self,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - test API takes a deadline
+        *,
+        all_accounts: bool = False,
+    ) -> None:
+        """Wait until ``count`` readers of the bot account (or of any account) are
+        connected. Call it before pushing: frames with no reader are dropped."""
+        await self.hub.wait_for_subscriber(count, timeout, all_accounts=all_accounts)
+
+    async def wait_for_no_subscriber(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until every reader has disconnected."""
+        await self.hub.wait_for_no_subscriber(timeout)
 
     @property
     def subscriber_count(self) -> int:

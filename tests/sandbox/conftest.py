@@ -63,15 +63,15 @@ async def connect(sandbox: Sandbox) -> websockets.ClientConnection:
     return ws
 
 
-async def next_text(ws: websockets.ClientConnection, timeout: float = 2.0) -> str:
-    """The next text frame (fails after ``timeout`` seconds)."""
-    raw = await asyncio.wait_for(ws.recv(), timeout)
+async def next_text(ws: websockets.ClientConnection, within: float = 2.0) -> str:
+    """The next text frame (fails after ``within`` seconds)."""
+    raw = await asyncio.wait_for(ws.recv(), within)
     assert isinstance(raw, str)
     return raw
 
 
-async def next_frame(ws: websockets.ClientConnection, timeout: float = 2.0) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(await next_text(ws, timeout))
+async def next_frame(ws: websockets.ClientConnection, within: float = 2.0) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(await next_text(ws, within))
     return value
 
 

@@ -167,7 +167,9 @@ async def test_phones_emit_fixture_bytes(sandbox: Sandbox) -> None:
         assert await next_text(ws) == fixture_text("dm_text_number_hidden.json")
         await alice.send_group(grp, "officer note", timestamp=BASE_TS)
         assert await next_text(ws) == fixture_text("group_text.json")
-        await alice.react("👍", QuoteRef(1767225600100, sandbox.bot.source), timestamp=1767225606000)
+        await alice.react(
+            "👍", QuoteRef(1767225600100, sandbox.bot.source), timestamp=1767225606000
+        )
         assert await next_text(ws) == fixture_text("reaction_dm.json")
         await alice.send_receipt([1767225600100], timestamp=1767225608000)
         assert await next_text(ws) == fixture_text("receipt_delivery.json")
@@ -214,9 +216,7 @@ async def test_phone_attachment_matches_fixture_shape(sandbox: Sandbox) -> None:
 def _same_ignoring_timestamps(got: dict[str, object], expected: dict[str, object]) -> None:
     def scrub(value: object) -> object:
         if isinstance(value, dict):
-            return {
-                k: (0 if "imestamp" in k else scrub(v)) for k, v in value.items()
-            }
+            return {k: (0 if "imestamp" in k else scrub(v)) for k, v in value.items()}
         return value
 
     assert json.dumps(scrub(got)) == json.dumps(scrub(expected))

@@ -54,7 +54,9 @@ async def test_untrusted_then_trusted_redelivers_original(
         )
 
         path = f"/v1/identities/{BOT_NUMBER}/trust/{alice.number}"
-        assert await call(http, sandbox, "PUT", path, {}) == (400, _error(TRUST_EITHER))
+        status, body = await call(http, sandbox, "PUT", path, {})
+        assert (status, json.loads(body)) == (400, {"error": TRUST_EITHER})
+        assert "(preferred \\u0026 more secure)" in body  # Go's json.Marshal escapes &
         both = {"verified_safety_number": entry["safety_number"], "trust_all_known_keys": True}
         assert await call(http, sandbox, "PUT", path, both) == (400, _error(TRUST_NOT_BOTH))
         wrong = {"verified_safety_number": "1" * 60}

@@ -56,14 +56,10 @@ async def test_every_subscriber_gets_every_frame(sandbox: Sandbox, alice: Phone)
         await two.close()
 
 
-async def test_other_account_reader_gets_only_error_frames(
-    sandbox: Sandbox, alice: Phone
-) -> None:
+async def test_other_account_reader_gets_only_error_frames(sandbox: Sandbox, alice: Phone) -> None:
     other = await websockets.connect(f"ws://{sandbox.service}/v1/receive/+4915100000000")
     mine = await connect(sandbox)
-    async with asyncio.timeout(2):
-        while len(sandbox.hub.subscribers) < 2:
-            await asyncio.sleep(0.01)
+    await sandbox.wait_for_subscriber(2, timeout=2, all_accounts=True)
     try:
         await alice.send("private")
         await next_text(mine)
@@ -212,7 +208,7 @@ async def test_duplicate_burst_and_drop_if_busy(sandbox: Sandbox, alice: Phone) 
         outcomes = [f.outcome for f in sandbox.frames[-3:]]
         assert outcomes == ["delivered", "dropped", "dropped"]
         with pytest.raises(TimeoutError):
-            await next_frame(ws, timeout=0.2)
+            await next_frame(ws, within=0.2)
     finally:
         await ws.close()
 
@@ -254,7 +250,7 @@ async def test_silent_stall_swallows_frames(sandbox: Sandbox, alice: Phone) -> N
         sandbox.faults.ws_silent_stall(no_pong=True)
         await alice.send("into the void")
         with pytest.raises(TimeoutError):
-            await next_frame(ws, timeout=0.2)
+            await next_frame(ws, within=0.2)
         pong = await ws.ping()
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(pong, 0.2)
@@ -266,19 +262,23 @@ async def test_silent_stall_swallows_frames(sandbox: Sandbox, alice: Phone) -> N
 
 
 async def test_server_pings_and_answers_pings(http: aiohttp.ClientSession) -> None:
-    async with Sandbox(BOT_NUMBER, BOT_ACI, ping_interval=0.05) as sb:
-        async with http.ws_connect(sb.receive_url, autoping=False) as ws:
+    async with (
+        Sandbox(BOT_NUMBER, BOT_ACI, ping_interval=0.05) as sb,
+        http.ws_connect(sb.receive_url, autoping=False) as ws,
+    ):
+        msg = await ws.receive(timeout=2)
+        assert msg.type == aiohttp.WSMsgType.PING
+        await ws.ping(b"x")
+        msg = await ws.receive(timeout=2)
+        while msg.type == aiohttp.WSMsgType.PING:
             msg = await ws.receive(timeout=2)
-            assert msg.type == aiohttp.WSMsgType.PING
-            await ws.ping(b"x")
-            msg = await ws.receive(timeout=2)
-            while msg.type == aiohttp.WSMsgType.PING:
-                msg = await ws.receive(timeout=2)
-            assert msg.type == aiohttp.WSMsgType.PONG
-            assert msg.data == b"x"
+        assert msg.type == aiohttp.WSMsgType.PONG
+        assert msg.data == b"x"
 
 
-async def test_rest_down_refuses_then_recovers(sandbox: Sandbox, http: aiohttp.ClientSession) -> None:
+async def test_rest_down_refuses_then_recovers(
+    sandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
     ws = await connect(sandbox)
     await sandbox.faults.rest_down()
     with pytest.raises(ConnectionClosedError):

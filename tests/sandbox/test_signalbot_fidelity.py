@@ -178,6 +178,4 @@ async def test_stop_is_clean(sandbox: Sandbox, grp_phones: tuple[Phone, Phone]) 
     await runner.wait_until_ready()
     await sandbox.wait_for_subscriber()
     await runner.stop()
-    async with asyncio.timeout(2):
-        while sandbox.subscriber_count:
-            await asyncio.sleep(0.01)
+    await sandbox.wait_for_no_subscriber(timeout=2)

@@ -1,0 +1,114 @@
+"""End-to-end: the real relay (signalbot inside) against the sandbox over 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from keys import Keyring, init_keys_dir
+from relay.app import Relay, build
+from relay.clock import SystemClock
+from relay.sandbox import Phone, Received
+from relay.sandbox_org import SandboxOrg, start_sandbox_org
+
+TIMEOUT = 8.0
+
+
+@dataclass
+class Running:
+    org: SandboxOrg
+    keyring: Keyring
+    db_url: str
+    relay: Relay
+    restarts: int = 0
+    stopped: bool = False
+    extra: list[Relay] = field(default_factory=list)
+
+    async def restart(self) -> None:
+        await self.relay.stop()
+        self.relay = build(self.org.cfg, Keyring.load(self.org.cfg.keys.directory),
+                           SystemClock(), database_url=self.db_url)
+        await self.relay.start()
+        await self.org.sandbox.wait_for_subscriber()
+        self.restarts += 1
+
+    async def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            await self.relay.stop()
+            await self.org.sandbox.stop()
+
+
+Starter = Callable[..., Awaitable[Running]]
+
+
+@pytest.fixture
+async def start_org(tmp_path: Path, db_url: str) -> AsyncIterator[Starter]:
+    running: list[Running] = []
+
+    async def start(example: str = "mpp", *, webhook: bool = False) -> Running:
+        org = await start_sandbox_org(example, tmp_path / example, database_url=db_url,
+                                      webhook=webhook)
+        keyring = init_keys_dir(org.cfg.keys.directory, SystemClock().now(),
+                                org.cfg.retention.epoch)
+        relay = build(org.cfg, keyring, SystemClock(), database_url=db_url)
+        await relay.start()
+        await org.sandbox.wait_for_subscriber()
+        run = Running(org, keyring, db_url, relay)
+        running.append(run)
+        return run
+
+    yield start
+    for run in running:
+        await run.stop()
+
+
+async def say(phone: Phone, text: str, expect: str, *, timeout: float = TIMEOUT) -> Received:
+    """Send `text` as `phone` and wait for the bot's message containing `expect`."""
+    await phone.send(text)
+    return await phone.wait_for(lambda m: expect.lower() in (m.text or "").lower(),
+                                timeout=timeout)
+
+
+async def expect(phone: Phone, needle: str, *, timeout: float = TIMEOUT) -> Received:
+    return await phone.wait_for(lambda m: needle.lower() in (m.text or "").lower(),
+                                timeout=timeout)
+
+
+REF = re.compile(r"\b([A-Z0-9]{3}-[A-Z0-9]{2})\b")
+
+
+def ref_in(text: str | None) -> str:
+    match = REF.search(text or "")
+    assert match, f"no case reference in the receipt: {text!r}"
+    return match.group(1)
+
+
+async def report(phone: Phone, *, identity: str, scope: str, officer: str | None = None,
+                 exclude: str = "none", story: tuple[str, ...] = ("It happened.",),
+                 category: str = "1", help_kind: str = "1", who: str = "skip") -> str:
+    """Walk a full intake and return the case reference from the receipt."""
+    await say(phone, "hi", "anonymous")
+    await say(phone, identity, "kind of help")
+    await say(phone, help_kind, "about")
+    await say(phone, category, "who should see")
+    if officer is not None:
+        await say(phone, scope, "who would you like")
+        await say(phone, officer, "must not see")
+    else:
+        await say(phone, scope, "must not see")
+    await say(phone, exclude, "what happened")
+    for part in story:
+        await say(phone, part, "got it")
+    await say(phone, "DONE", "when")
+    await say(phone, "skip", "where")
+    await say(phone, "skip", "who was involved")
+    await say(phone, who, "safe right now")
+    await say(phone, "yes", "check in")
+    await say(phone, "yes", "send")
+    receipt = await say(phone, "SEND", "reference")
+    return ref_in(receipt.text)
