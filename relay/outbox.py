@@ -160,6 +160,8 @@ class OutboxPump:
             if row is None:
                 return None
             repeat = row.status == Status.SENDING  # a lease ran out: we may have sent it
+            attempts = row.attempts + 1
+            was_repeat = row.possible_repeat or repeat
             claimed = s.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id == row.id, OutboxRow.status == row.status)
@@ -187,8 +189,8 @@ class OutboxPump:
                 case_id=row.case_id,
                 map_replies=row.map_replies,
                 quote_timestamp=row.quote_timestamp,
-                attempts=row.attempts + 1,
-                possible_repeat=row.possible_repeat or repeat,
+                attempts=attempts,
+                possible_repeat=was_repeat,
             )
             dest = self._resolve(s, item)
             if dest is None:

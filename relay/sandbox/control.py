@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 PREFIX = "/_sandbox/"
 FAULTS = frozenset(
     {
-        "drop_if_busy", "drop_next", "duplicate", "reorder", "delay", "burst",
+        "drop_if_busy", "drop_next", "start_race", "duplicate", "reorder", "delay", "burst",
         "legacy_frames", "ws_silent_stall", "untrusted_identity", "ws_abort", "ws_close",
         "error_frame", "rest_down", "rest_up", "send_429", "send_400_untrusted",
         "send_400_unregistered", "send_partial_errors", "send_legacy_object", "send_hang",

@@ -7,7 +7,7 @@ only affect sends that include that recipient; without ``target`` they hit any s
 
 Receive path
     ``drop_if_busy`` (a frame is lost when the reader is still writing the previous one),
-    ``drop_next(n)`` (lost before reaching the REST API: start race F3),
+    ``drop_next(n)`` / ``start_race(n)`` (lost before reaching the REST API, F3),
     ``duplicate`` (deliver the next frame twice), ``reorder`` (swap the next two frames),
     ``delay(seconds)``, ``burst(n)`` (hold n frames, then release them back to back),
     ``legacy_frames`` (no ``isVoiceNote`` / no ``revision`` / no server timestamps),
@@ -146,13 +146,19 @@ class Faults:
         self._hang_release.set()
 
     # -- receive path ----------------------------------------------------------------------
-    def drop_if_busy(self, *, times: int | None = None) -> None:
-        """Drop a frame when its reader is still writing the previous one (F2)."""
-        self.arm("drop_if_busy", times=times)
+    def drop_if_busy(self, write_delay: float = 0.0, *, times: int | None = None) -> None:
+        """Drop a frame when its reader is still writing the previous one (F2), like the
+        REST API's unbuffered channel. ``write_delay`` makes every write take that long
+        (a slow reader), widening the window."""
+        self.arm("drop_if_busy", times=times, value=write_delay)
 
     def drop_next(self, n: int = 1) -> None:
         """Lose the next ``n`` frames before the REST API sees them (F3: no webhook either)."""
         self.arm("drop_next", times=n)
+
+    def start_race(self, n: int = 1) -> None:
+        """F3 by its WIRE name: same as :meth:`drop_next`."""
+        self.drop_next(n)
 
     def duplicate(self, *, times: int = 1) -> None:
         """Deliver each of the next ``times`` frames twice (F17)."""

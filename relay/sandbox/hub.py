@@ -120,7 +120,11 @@ class Hub:
         """Queue one receive notification; return once it was fanned out (or dropped,
         buffered, held). The webhook POST happens afterwards in the delivery loop."""
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Item(text, rpc_line, all_accounts, done))
+        item = _Item(text, rpc_line, all_accounts, done)
+        if self._loop_task is None:  # not started, or stopped: nobody is listening
+            self._record(item, "dropped", 0)
+            return "dropped"
+        self._queue.put_nowait(item)
         return await done
 
     async def drain(self) -> None:
@@ -318,7 +322,10 @@ class Hub:
             if self.faults.active("ws_silent_stall"):
                 continue
             sub.writing = True
+            busy = self.faults.peek("drop_if_busy")
             try:
+                if busy is not None and busy.value:
+                    await asyncio.sleep(float(busy.value))
                 await sub.ws.send_str(text)
             except (ConnectionError, RuntimeError):
                 sub.abort()

@@ -150,6 +150,7 @@ class Phone:
         self.safety_number = " ".join(f"{secrets.randbelow(100_000):05d}" for _ in range(12))
         self.identity_added = 0
         self._taken: set[int] = set()
+        self._first_open = 0  # every inbox index below this was returned by wait_for
         self._arrived = asyncio.Event()
 
     # -- identity (Party) ----------------------------------------------------------------
@@ -419,13 +420,25 @@ class Phone:
         async with asyncio.timeout(timeout):
             while True:
                 self._arrived.clear()
-                for index, item in enumerate(self.inbox):
-                    if index in self._taken or (kind is not None and item.kind != kind):
-                        continue
-                    if predicate is None or predicate(item):
-                        self._taken.add(index)
-                        return item
+                found = self._take(predicate, kind)
+                if found is not None:
+                    return found
                 await self._arrived.wait()
+
+    def _take(
+        self, predicate: Callable[[Received], bool] | None, kind: ReceivedKind | None
+    ) -> Received | None:
+        while self._first_open in self._taken:
+            self._taken.discard(self._first_open)
+            self._first_open += 1
+        for index in range(self._first_open, len(self.inbox)):
+            item = self.inbox[index]
+            if index in self._taken or (kind is not None and item.kind != kind):
+                continue
+            if predicate is None or predicate(item):
+                self._taken.add(index)
+                return item
+        return None
 
 
 def _quote(target: Received | QuoteRef | None) -> Json | None:

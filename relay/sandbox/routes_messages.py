@@ -90,9 +90,9 @@ class _MessageRoutes:
     # -- /v2/send --------------------------------------------------------------------------
     async def send(self, request: web.Request) -> web.Response:
         body = await read_body(request, _SEND_SCHEMA)
-        return await self._send(body)
+        return await self._send(request, body)
 
-    async def _send(self, body: dict[str, Any]) -> web.Response:
+    async def _send(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         recipients = list(body.get("recipients", []))
         if body.get("recipient"):
             recipients.append(body["recipient"])
@@ -103,7 +103,7 @@ class _MessageRoutes:
         _validate_link_preview(body)
         files = _decode_attachments(body.get("base64_attachments", []))
         _validate_content(body, files)
-        await self._delay()
+        await self._delay(request)
         if usernames:
             raise fail(400, "Failed to send message")
         if files and sandbox.faults.take("upload_413"):
@@ -135,10 +135,12 @@ class _MessageRoutes:
             result["errors"] = {"recipients": [_error_entry(p, r) for p, r in outcome.failed]}
         return json_response(201, [result])
 
-    async def _delay(self) -> None:
+    async def _delay(self, request: web.Request) -> None:
         faults = self.sandbox.faults
         if faults.active("send_hang"):
             await faults.wait_hang_released()
+            if self.sandbox.stopping:
+                self.sandbox.abort_request(request)  # the API went away mid-call
         slow = faults.take("send_slow")
         if slow is not None:
             await asyncio.sleep(float(slow.value))

@@ -21,7 +21,7 @@ from relay.sandbox.frames import Json
 from relay.sandbox.hub import Hub, Outcome
 from relay.sandbox.ids import Timestamps, new_aci, new_attachment_id, new_internal_group_id
 from relay.sandbox.phones import Phone, Received
-from relay.sandbox.rest import Reply, error_response, fail, page_not_found
+from relay.sandbox.rest import Reply, error_response, fail, go_json, page_not_found
 from relay.sandbox.state import (
     BotAccount,
     BotSend,
@@ -82,6 +82,7 @@ class Sandbox:
         self.sent: list[BotSend] = []
         self.internal_errors: list[str] = []
         self.phones: dict[str, Phone] = {}
+        self._phone_index: dict[str, Phone] = {}
         self.groups: list[SandboxGroup] = []
         self.attachments: dict[str, StoredAttachment] = {}
         self.contact_names: dict[str, str] = {}
@@ -96,6 +97,7 @@ class Sandbox:
         )
         self._held: dict[Phone, list[str]] = {}
         self._down = False
+        self.stopping = False
         self._up_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
@@ -121,6 +123,7 @@ class Sandbox:
 
     async def stop(self) -> None:
         """Abort every connection (like a REST API restart) and shut down."""
+        self.stopping = True
         self.faults.release_hangs()
         if self._up_task is not None:
             self._up_task.cancel()
@@ -182,6 +185,8 @@ class Sandbox:
         )
         phone.identity_added = self.clock.peek()
         self.phones[name] = phone
+        for identifier in phone.identifiers():
+            self._phone_index[identifier] = phone
         return phone
 
     def phone(self, name: str) -> Phone:
@@ -191,6 +196,9 @@ class Sandbox:
     def find_phone(self, identifier: str) -> Phone | None:
         """The phone with this number or ACI (case-insensitive)."""
         wanted = identifier.strip().lower()
+        indexed = self._phone_index.get(wanted)
+        if indexed is not None and wanted in indexed.identifiers():
+            return indexed
         for phone in self.phones.values():
             if wanted in phone.identifiers():
                 return phone
@@ -336,7 +344,8 @@ class Sandbox:
 
     async def push_error(self, message: str) -> None:
         """A JSON-RPC error notification: ``{"error": message}`` to every subscriber."""
-        text = frames.encode_frame(frames.error_frame(message))
+        # The REST API builds this one itself, with Go's json.Marshal (HTML-escaped).
+        text = go_json(frames.error_frame(message)).decode("utf-8")
         await self.hub.submit(text, rpc_line=frames.rpc_error_line(message), all_accounts=True)
 
     async def sync_transcript(self, to: Phone | None, text: str | None) -> int:

@@ -112,3 +112,17 @@ async def report(phone: Phone, *, identity: str, scope: str, officer: str | None
     await say(phone, "yes", "send")
     receipt = await say(phone, "SEND", "reference")
     return ref_in(receipt.text)
+
+
+def option_number(text: str | None, fragment: str) -> str:
+    """The number of the numbered option whose line contains `fragment`."""
+    for line in (text or "").splitlines():
+        match = re.match(r"\s*(\d+)\.\s+(.*)", line)
+        if match and fragment.lower() in match.group(2).lower():
+            return match.group(1)
+    raise AssertionError(f"no option containing {fragment!r} in {text!r}")
+
+
+def everything_officers_saw(org: SandboxOrg) -> str:
+    """Every message any officer's phone (1:1 or in a group) received from the bot."""
+    return "\n".join(m.text or "" for phone in org.officers.values() for m in phone.messages)

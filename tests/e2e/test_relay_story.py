@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from tests.e2e.conftest import Starter, expect, ref_in, report, say
+from tests.e2e.conftest import (
+    Starter,
+    everything_officers_saw,
+    expect,
+    option_number,
+    ref_in,
+    report,
+    say,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -19,7 +29,165 @@ async def test_named_report_reaches_the_team_group(start_org: Starter) -> None:
     assert case_msg.group_id == org.group("regen-group").id
     assert "│ He shouted at me." in (case_msg.text or "")
     assert "Alice Example" in (case_msg.text or "")  # named: officers see who it is
-    # every member of the team group got it, nobody outside the scope did
+    assert alice.number in (case_msg.text or "")
     for officer_id in org.cfg.scope("regen-group").officers:
         assert any(ref in (m.text or "") for m in org.officer(officer_id).messages)
     assert ref_in(case_msg.text) == ref
+
+
+async def test_anonymous_report_never_shows_who_reported(start_org: Starter) -> None:
+    run = await start_org("mpp")
+    org = run.org
+    sam = org.reporter("Sam", hide_number=False, profile_name="Sam Canary-Profile")
+    ref = await report(sam, identity="anonymous", scope="1",
+                       story=("Someone grabbed my arm after the meeting.", "It hurt."))
+    case_msg = await expect(org.officer("rc-devi"), ref)
+    assert "│ Someone grabbed my arm after the meeting." in (case_msg.text or "")
+    # an officer replies, the reporter follows up: more traffic, still nothing identifying
+    await org.officer("rc-devi").send_group(org.group("regen-group"), "We hear you.",
+                                            quote=case_msg)
+    await expect(sam, "We hear you.")
+    await say(sam, "Thank you", "added to your report")
+    await expect(org.officer("rc-devi"), "Thank you")
+    seen = everything_officers_saw(org)
+    for secret in (sam.number, sam.aci, "Sam Canary-Profile", "Canary-Profile"):
+        assert secret not in seen
+        assert all(secret not in (s.text or "") for s in org.sandbox.sent
+                   if s.recipients != [sam.aci])
+
+
+async def test_chosen_scope_with_an_excluded_officer(start_org: Starter) -> None:
+    run = await start_org("mpp")
+    org = run.org
+    rae = org.reporter("Rae")
+    await say(rae, "hi", "anonymous")
+    await say(rae, "anonymous", "kind of help")
+    await say(rae, "1", "about")
+    scopes = await say(rae, "2", "who should see")
+    pick = await say(rae, option_number(scopes.text, "person you connected with"),
+                     "who would you like")
+    exclusions = await say(rae, option_number(pick.text, "Marcus"), "must not see")
+    await say(rae, option_number(exclusions.text, "Rowan"), "what happened")
+    await say(rae, "It was about Rowan.", "got it")
+    await say(rae, "DONE", "when")
+    for _ in range(3):
+        await rae.send("skip")
+    await expect(rae, "safe right now")
+    await say(rae, "yes", "check in")
+    await say(rae, "no", "send")
+    ref = ref_in((await say(rae, "SEND", "reference")).text)
+    marcus_copy = await expect(org.officer("rc-marcus"), ref)
+    assert marcus_copy.group_id is None  # 1:1 to the chosen officer
+    await expect(org.officer("rc-devi"), ref)  # the support person
+    await asyncio.sleep(0.3)
+    for other in ("rc-rowan", "rc-ines", "rc-tomas", "rc-aaliyah"):
+        assert not org.officer(other).messages, other
+    # the chosen officer's reply reaches the reporter and is copied to the support person
+    await org.officer("rc-marcus").send("I'm here for you.", quote=marcus_copy)
+    await expect(rae, "I'm here for you.")
+    await expect(org.officer("rc-devi"), "I'm here for you.")
+    await asyncio.sleep(0.2)
+    assert not org.officer("rc-rowan").messages
+
+
+async def test_slash_reply_and_quote_reply_and_follow_up(start_org: Starter) -> None:
+    run = await start_org("mpp")
+    org = run.org
+    kim = org.reporter("Kim")
+    ref = await report(kim, identity="anonymous", scope="1")
+    group = org.group("regen-group")
+    tomas = org.officer("rc-tomas")
+    case_msg = await expect(tomas, ref)
+    await tomas.send_group(group, f"/reply {ref.lower()} Can we call you tomorrow?")
+    got = await expect(kim, "Can we call you tomorrow?")
+    assert ref in (got.text or "")
+    await expect(tomas, "sent to the reporter")
+    await say(kim, "Yes, after 5pm please", "added to your report")
+    follow = await expect(org.officer("rc-ines"), "after 5pm")
+    assert "│ Yes, after 5pm please" in (follow.text or "")
+    await org.officer("rc-ines").send_group(group, "Great, talk then.", quote=follow)
+    await expect(kim, "Great, talk then.")
+    # quoting something that is not the bot's own message maps to nothing
+    await tomas.send_group(group, "just chatting among ourselves")
+    await asyncio.sleep(0.3)
+    assert not any("chatting" in (m.text or "") for m in kim.messages)
+    assert case_msg.group_id == group.id
+
+
+async def test_stranger_in_the_officer_group_cannot_reply(start_org: Starter) -> None:
+    run = await start_org("mpp")
+    org = run.org
+    kim = org.reporter("Kim")
+    ref = await report(kim, identity="anonymous", scope="1")
+    group = org.group("regen-group")
+    case_msg = await expect(org.officer("rc-rowan"), ref)
+    mallory = org.sandbox.add_phone("Mallory", "+15550177777", profile_name="Rowan")
+    group.members.append(mallory)
+    await mallory.send_group(group, f"/reply {ref} tell me your name")
+    refusal = await expect(org.officer("rc-rowan"), "only registered officers")
+    assert ref not in (refusal.text or "")
+    await mallory.send_group(group, "what is your name?", quote=case_msg)
+    await asyncio.sleep(0.4)
+    assert not any("your name" in (m.text or "") for m in kim.messages)
+
+
+async def test_stop_mid_intake_discards_the_draft(start_org: Starter) -> None:
+    run = await start_org("mpp")
+    org = run.org
+    lee = org.reporter("Lee")
+    await say(lee, "hi", "anonymous")
+    await say(lee, "anonymous", "kind of help")
+    await say(lee, "1", "about")
+    stopped = await say(lee, "STOP", "nothing was sent")
+    assert "deleted" in (stopped.text or "").lower()
+    await asyncio.sleep(0.3)
+    assert everything_officers_saw(org) == ""
+    # a new message starts over with the greeting
+    await say(lee, "hello again", "anonymous")
+
+
+async def test_restart_mid_intake_resumes_at_the_same_question(start_org: Starter) -> None:
+    run = await start_org("mpp")
+    org = run.org
+    jo = org.reporter("Jo")
+    await say(jo, "hi", "anonymous")
+    await say(jo, "anonymous", "kind of help")
+    question = await say(jo, "2", "about")
+    await run.restart()
+    again = await expect(jo, "about")
+    assert again.timestamp != question.timestamp
+    assert option_number(again.text, "sexual") == option_number(question.text, "sexual")
+    await say(jo, "1", "who should see")
+
+
+async def test_garbage_at_every_step_reasks_and_keeps_the_draft(start_org: Starter) -> None:
+    run = await start_org("mpp")
+    org = run.org
+    ash = org.reporter("Ash")
+    await say(ash, "hi", "anonymous")
+    garbage = ("🙃", "7", "??", "maybe", "-1")
+    steps = [("anonymous", "kind of help"), ("1", "about"), ("1", "who should see"),
+             ("1", "must not see")]
+    for index, (answer, next_question) in enumerate(steps):
+        last = max(m.timestamp for m in ash.messages)
+        await ash.send(garbage[index % len(garbage)])
+        reask = await ash.wait_for(lambda m, last=last: m.timestamp > last, timeout=8)
+        # asked again, with the options listed again
+        assert "1." in (reask.text or "") and "2." in (reask.text or "")
+        await say(ash, answer, next_question)
+    await say(ash, "9", "must not see")  # not an option: asked again
+    await say(ash, "none", "what happened")
+    await say(ash, "It was bad.", "got it")
+    await say(ash, "DONE", "when")
+    for _ in range(3):
+        await ash.send("skip")
+    await expect(ash, "safe right now")
+    await say(ash, "perhaps?", "safe right now")
+    await say(ash, "yes", "check in")
+    await say(ash, "banana", "check in")
+    await say(ash, "no", "send")
+    await say(ash, "what", "send")
+    receipt = await say(ash, "SEND", "reference")
+    ref = ref_in(receipt.text)
+    case_msg = await expect(org.officer("rc-rowan"), ref)
+    assert "│ It was bad." in (case_msg.text or "")

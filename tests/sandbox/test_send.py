@@ -353,3 +353,16 @@ async def test_misc_endpoints(sandbox: Sandbox, alice: Phone, http: aiohttp.Clie
     assert (await call(http, sandbox, "GET", f"/v1/attachments/{attachment_id}"))[0] == 500
     assert (await call(http, sandbox, "DELETE", f"/v1/attachments/{attachment_id}"))[0] == 204
     assert (await call(http, sandbox, "DELETE", f"/v1/attachments/{attachment_id}"))[0] == 404
+
+
+async def test_send_hang_is_dropped_on_stop(http: aiohttp.ClientSession) -> None:
+    sb = Sandbox(BOT_NUMBER)
+    await sb.start()
+    phone = sb.add_phone("Alice", ALICE)
+    sb.faults.send_hang()
+    pending = asyncio.ensure_future(call(http, sb, "POST", "/v2/send", _send([phone.aci])))
+    await asyncio.sleep(0.05)
+    await sb.stop()
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await asyncio.wait_for(pending, 2)
+    assert phone.inbox == []

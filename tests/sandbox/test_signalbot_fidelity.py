@@ -179,3 +179,20 @@ async def test_stop_is_clean(sandbox: Sandbox, grp_phones: tuple[Phone, Phone]) 
     await sandbox.wait_for_subscriber()
     await runner.stop()
     await sandbox.wait_for_no_subscriber(timeout=2)
+
+
+async def test_abort_makes_signalbot_reconnect(
+    sandbox: Sandbox, running: Running, grp_phones: tuple[Phone, Phone]
+) -> None:
+    alice, _ = grp_phones
+    await _ready(sandbox, running)
+    await sandbox.faults.ws_abort()  # 1006: ReceiveError, restart after 1 s (F4)
+    await sandbox.wait_for_no_subscriber(timeout=2)
+    lost = await alice.send("while reconnecting")
+    assert sandbox.frames[-1].outcome == "dropped"
+    await sandbox.wait_for_subscriber(timeout=4)
+    ts = await alice.send("after reconnect")
+    seen = await running.next_seen()
+    assert (seen.text, seen.timestamp) == ("after reconnect", ts)
+    assert lost != ts
+    assert sandbox.request_lines().count(f"GET /v1/receive/{BOT_NUMBER} 101") == 2
