@@ -1,4 +1,4 @@
-"""Tolerant parsing of receive frames (WIRE.md §4–5) into inbound events.
+"""Tolerant parsing of receive frames (WIRE.md sections 4 and 5) into inbound events.
 
 Unlike signalbot 2.2.1's schema validation, a missing optional field (`isVoiceNote`,
 `revision`, server timestamps) never loses a message; unknown fields are ignored. A frame
@@ -79,7 +79,7 @@ def _dict(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def kind_of(frame: dict[str, Any]) -> FrameKind:
+def kind_of(frame: dict[str, Any]) -> FrameKind:  # noqa: PLR0911 - one return per kind
     if "error" in frame and "envelope" not in frame:
         return FrameKind.ERROR
     env = _dict(frame.get("envelope"))
@@ -176,7 +176,7 @@ def _attachments(data: dict[str, Any]) -> tuple[AttachmentRef, ...]:
     return tuple(out)
 
 
-def parse(raw: str) -> InboundEvent:
+def parse(raw: str) -> InboundEvent:  # noqa: PLR0911 - one return per kind
     frame = load(raw)
     kind = kind_of(frame)
     if kind is FrameKind.ERROR:

@@ -16,13 +16,14 @@ from handlers.flows.catalog import Catalog
 from handlers.flows.intake import FlowContext
 from keys import Keyring
 from relay import inbox, webhook
+from relay.cases import open_case
 from relay.clock import Clock
 from relay.config import OrgConfig
 from relay.dispatcher import Dispatcher
 from relay.gateway import SignalGateway
 from relay.logs import get_logger
 from relay.officers import OfficerDesk
-from relay.outbox import Claimed, Destination, OutboxPump, RecipientKind, Status
+from relay.outbox import Claimed, Destination, OutboxPump, RecipientKind, Resolver, Status
 from relay.receiver import Receiver
 from relay.reporters import ReporterDesk
 from relay.scopes import Target, may_receive
@@ -117,9 +118,7 @@ class Relay:
         await self._stop.wait()
 
 
-def _resolver(cfg: OrgConfig, sealer: Sealer, gateway: SignalGateway):  # type: ignore[no-untyped-def]
-    from relay.cases import open_case
-
+def _resolver(cfg: OrgConfig, sealer: Sealer) -> Resolver:
     def resolve(s: Session, item: Claimed) -> Destination | None:
         if item.kind is RecipientKind.REPORTER:
             return Destination(item.address, None) if item.address else None
@@ -127,7 +126,7 @@ def _resolver(cfg: OrgConfig, sealer: Sealer, gateway: SignalGateway):  # type: 
             row = s.get(Case, item.case_id)
             if row is None:
                 return None
-            case = open_case(s, sealer, row)
+            case = open_case(sealer, row)
             target = Target("group" if item.kind is RecipientKind.GROUP else "officer",
                             item.ref or "")
             if not may_receive(cfg, case.routing, target):
@@ -163,9 +162,11 @@ def build(cfg: OrgConfig, keyring: Keyring, clock: Clock, *, database_url: str |
     async def ingest(frames: list[str]) -> None:
         await relay_ref["relay"].ingest(frames)
 
+    def run_db(fn: Any, *args: Any) -> asyncio.Future[Any]:
+        return relay_ref["relay"].run_db(fn, *args)
+
     receiver = Receiver(gateway.receive_url, ingest, ping_interval=ping_interval)
-    pump = OutboxPump(sessions, sealer, gateway, clock, _resolver(cfg, sealer, gateway),
-                      lambda fn, *a: relay_ref["relay"].run_db(fn, *a))
+    pump = OutboxPump(sessions, sealer, gateway, clock, _resolver(cfg, sealer), run_db)
     app = Relay(cfg, engine, sessions, sealer, clock, gateway, dispatcher, pump, receiver,
                 catalog)
     relay_ref["relay"] = app

@@ -84,7 +84,7 @@ def add_message(session: Session, sealer: Sealer, case: CaseView, kind: str, bod
     return msg_id
 
 
-def open_case(session: Session, sealer: Sealer, row: Case) -> CaseView:
+def open_case(sealer: Sealer, row: Case) -> CaseView:
     dek = sealer.open_record(CASES, row.id, row.dek_wrapped)
     details = sealer.open_json(dek, CASES, row.id, "details", row.details_sealed)
     return CaseView(row.id, row.ref, row.status, row.scope_id, row.category_id, row.named,
@@ -93,7 +93,7 @@ def open_case(session: Session, sealer: Sealer, row: Case) -> CaseView:
 
 def case_by_ref(session: Session, sealer: Sealer, ref: str) -> CaseView | None:
     row = session.scalar(select(Case).where(Case.ref == ref))
-    return None if row is None else open_case(session, sealer, row)
+    return None if row is None else open_case(sealer, row)
 
 
 def open_cases_of(session: Session, sealer: Sealer, reporter_bidx: bytes) -> list[CaseView]:
@@ -103,7 +103,7 @@ def open_cases_of(session: Session, sealer: Sealer, reporter_bidx: bytes) -> lis
         .where(ReporterLink.reporter_bidx == reporter_bidx, Case.status.in_(OPEN_STATES))
         .order_by(Case.created_at)
     )
-    return [open_case(session, sealer, row) for row in rows]
+    return [open_case(sealer, row) for row in rows]
 
 
 def reporter_of(session: Session, sealer: Sealer, case_id: str) -> ReporterAddress | None:

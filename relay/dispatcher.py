@@ -24,6 +24,7 @@ from relay import audit, inbox
 from relay.clock import Clock
 from relay.config import OrgConfig
 from relay.logs import get_logger
+from relay.loops import run_until_stopped
 from relay.officers import OfficerDesk, Where
 from relay.reporters import ReporterDesk
 from relay.store.sealing import Sealer
@@ -110,16 +111,8 @@ class Dispatcher:
         self.reporters.handle(s, ev, now, key=key)
 
     async def run(self, stop: asyncio.Event,
-                  run_db: Callable[..., asyncio.Future[object]]) -> None:
-        while not stop.is_set():
-            try:
-                busy = await run_db(self.process_one)
-            except Exception as exc:
-                log.error("dispatcher.error", exc_type=type(exc).__name__)
-                busy = False
-            if not busy:
-                self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
+                  run_db: Callable[..., asyncio.Future[bool]]) -> None:
+        async def step() -> bool:
+            return await run_db(self.process_one)
+
+        await run_until_stopped(step, self.wake, stop, name="dispatcher")

@@ -69,7 +69,7 @@ class SignalGateway:
                 phone_number=number,
                 signal_service=service,
                 connection_mode=mode,
-                storage={"type": "in-memory"},  # type: ignore[arg-type]
+                storage={"type": "in-memory"},
                 download_attachments=False,
             )
         )

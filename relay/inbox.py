@@ -98,7 +98,8 @@ def next_pending(session: Session, sealer: Sealer) -> Pending | None:
     if row is None:
         return None
     dek = sealer.open_record(TABLE, row.id, row.dek_wrapped)
-    raw = sealer.open(dek, TABLE, row.id, "frame", row.frame_sealed).decode("utf-8", "surrogatepass")
+    blob = sealer.open(dek, TABLE, row.id, "frame", row.frame_sealed)
+    raw = blob.decode("utf-8", "surrogatepass")
     return Pending(row.id, raw, row.attempts)
 
 

@@ -90,7 +90,7 @@ class OfficerDesk:
                 self._answer(s, officer, where, self._cat.render("officer_which_case"), now,
                              key)
                 return
-            self._reply(s, open_case(s, self._sealer, row), officer, where, text, now, key)
+            self._reply(s, open_case(self._sealer, row), officer, where, text, now, key)
         # anything else in an officer group is the officers' own conversation: ignored
 
     def refuse_stranger(self, s: Session, ev: TextMessage, where: Where, now: datetime,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from relay.clock import Clock
 from relay.gateway import SendError, SendFailure, SignalGateway
 from relay.logs import get_logger
+from relay.loops import run_until_stopped
 from relay.store.counters import next_value
 from relay.store.models import OutboxRow, SentMap
 from relay.store.sealing import Sealer
@@ -261,9 +262,9 @@ class OutboxPump:
             self._mark_failed(item, failure, Status.HELD, None)
         elif failure is SendFailure.UNREGISTERED:
             self._mark_failed(item, failure, Status.UNREACHABLE, None)
-        elif item.attempts >= MAX_ATTEMPTS or failure in (
+        elif item.attempts >= MAX_ATTEMPTS or (failure in (
             SendFailure.REJECTED, SendFailure.UNKNOWN_GROUP
-        ) and item.attempts >= 3:
+        ) and item.attempts >= 3):
             self._mark_failed(item, failure, Status.FAILED, None)
         else:
             self._mark_failed(item, failure, Status.PENDING, backoff(item.attempts, failure))
@@ -271,18 +272,7 @@ class OutboxPump:
                     status=failure.value)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                busy = await self.run_once()
-            except Exception as exc:
-                log.error("outbox.pump_error", exc_type=type(exc).__name__)
-                busy = False
-            if not busy:
-                self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
+        await run_until_stopped(self.run_once, self.wake, stop, name="outbox")
 
 
 def backoff(attempt: int, failure: SendFailure) -> timedelta:

@@ -8,6 +8,7 @@ websocket pings, and hands every frame, unparsed, to the durable inbox.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import websockets
@@ -35,7 +36,7 @@ class Receiver:
         self.frames = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        writer = asyncio.create_task(self._write_loop(stop))
+        writer = asyncio.create_task(self._write_loop())
         try:
             await self._read_loop(stop)
         finally:
@@ -71,10 +72,8 @@ class Receiver:
                 self.connected.clear()
             if stop.is_set():
                 break
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
             delay = min(delay * 2, 5.0)
 
     async def _read(self, ws: websockets.ClientConnection) -> None:
@@ -84,7 +83,7 @@ class Receiver:
             self._queue.put_nowait(text)
         log.info("receiver.closed_by_server", status=str(ws.close_code))
 
-    async def _write_loop(self, stop: asyncio.Event) -> None:
+    async def _write_loop(self) -> None:
         while True:
             first = await self._queue.get()
             batch = [first]

@@ -29,7 +29,7 @@ from relay.cases import (
 )
 from relay.config import OrgConfig
 from relay.outbox import Message, RecipientKind, enqueue
-from relay.scopes import NoRecipient
+from relay.scopes import NoRecipientError
 from relay.store.models import Case, Conversation
 from relay.store.sealing import Sealer
 
@@ -173,7 +173,7 @@ class ReporterDesk:
             try:
                 created = create_case(s, self._sealer, self._cfg, self._cat, result.draft, who,
                                       now, inbox_key=key)
-            except NoRecipient:
+            except NoRecipientError:
                 self._save(s, conv, bidx, "intake", intake.IntakeState.CONFIRM.value,
                            {"draft": result.draft.to_json()}, who, now)
                 self._reply(s, who, [self._cat.render("intake_no_recipient")], now, key)

@@ -13,6 +13,11 @@ from relay.config import OrgConfig
 from relay.logs import configure_logging, get_logger
 
 
+def _say(text: str) -> None:
+    """One line for the operator on stderr (never content, never identities)."""
+    sys.stderr.write(text + "\n")
+
+
 async def run_relay(cfg: OrgConfig) -> int:
     from keys import Keyring, KeyringError
     from relay.app import build
@@ -23,7 +28,7 @@ async def run_relay(cfg: OrgConfig) -> int:
     try:
         keyring = Keyring.load(cfg.keys.directory)
     except KeyringError as exc:
-        print(f"relay: refusing to start: {exc}", file=sys.stderr)
+        _say(f"relay: refusing to start: {exc}")
         return 2
     relay = build(cfg, keyring, SystemClock())
     stop = asyncio.Event()
@@ -34,7 +39,7 @@ async def run_relay(cfg: OrgConfig) -> int:
     try:
         await relay.start()
     except ServiceCheckError as exc:
-        print(f"relay: {exc}", file=sys.stderr)
+        _say(f"relay: {exc}")
         await relay.stop()
         return 2
     log.info("runner.started")

@@ -31,7 +31,7 @@ class Target:
     ref: str
 
 
-class NoRecipient(Exception):
+class NoRecipientError(Exception):
     """Exclusions leave nobody to receive the case."""
 
 
@@ -41,13 +41,13 @@ def route(cfg: OrgConfig, scope_id: str, chosen: str | None, excluded: tuple[str
     support = None
     if scope.kind is ScopeKind.CHOSEN:
         if chosen is None or chosen not in scope.officers or chosen in excluded_set:
-            raise NoRecipient
+            raise NoRecipientError
         support = next(
             (s for s in scope.support if s != chosen and s not in excluded_set), None
         )
     routing = Routing(scope_id, chosen, support, tuple(sorted(excluded_set)))
     if not members(cfg, routing):
-        raise NoRecipient
+        raise NoRecipientError
     return routing
 
 

@@ -96,7 +96,7 @@ def run(config: Path = ConfigOpt) -> None:
 
 @app.command()
 def demo(
-    interactive: bool = typer.Option(False, "--interactive", help="you type as the reporter"),
+    interactive: bool = typer.Option(False, "--interactive", help="you type as the reporter"),  # noqa: FBT003
     pace: float = typer.Option(0.6, help="seconds between scripted steps"),
 ) -> None:
     """Play a full story on the built-in Signal sandbox: no phone number needed."""

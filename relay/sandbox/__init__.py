@@ -15,7 +15,8 @@ Server
 Phones (:class:`Phone`)
     ``alice = sandbox.add_phone("Alice", "+4917612345678", aci=None,
     profile_name=None, hide_number=False, profile_key_known=True)`` (any phone may write
-    to the bot: strangers too). All sends return the envelope timestamp:
+    to the bot: strangers too). All sends return the envelope timestamp (pass
+    ``timestamp=`` to pin the sender's clock):
     ``await alice.send(text, quote=received|QuoteRef, attachments=[(bytes, mime, name)],
     mentions=[(party, start, length)], view_once=False)``,
     ``await alice.send_group(grp, text, ...)``, ``await alice.react("👍", received,
@@ -38,7 +39,8 @@ Groups (:class:`SandboxGroup`: ``.id`` public ``group.…``, ``.internal_id``)
     Changes the bot makes through REST bump the revision without a frame (no sync).
 
 Receive side
-    ``await sandbox.wait_for_subscriber(count=1, timeout=5)``, ``subscriber_count``,
+    ``await sandbox.wait_for_subscriber(count=1, timeout=5, all_accounts=False)``,
+    ``await sandbox.wait_for_no_subscriber()``, ``subscriber_count``,
     ``await sandbox.push_frame(dict_or_text)`` (normal path: faults, fan-out, webhook),
     ``await sandbox.push_raw(text)`` (straight to every reader), ``await
     sandbox.push_error(text)``, ``await sandbox.sync_transcript(to=alice, text=...)``,
@@ -60,7 +62,23 @@ Over HTTP
 
 Real signalbot
     :class:`BotThread` runs an unmodified ``SignalBot`` in its own thread/loop so that its
-    public ``stop()`` (which stops the loop) is a clean shutdown.
+    public ``stop()`` (which stops the loop) is a clean shutdown::
+
+        runner = BotThread({"phone_number": sandbox.bot.number,
+                            "signal_service": sandbox.service,
+                            "connection_mode": "http_only",
+                            "storage": {"type": "in-memory"}},
+                           setup=lambda bot: bot.register(MyHandler()))
+        await runner.start(); await runner.wait_until_ready()
+        await sandbox.wait_for_subscriber()   # ready != subscribed (WIRE §2.7)
+        sent = await runner.call(lambda bot: bot.messages.send(SendMessage(text="hi"), alice.aci))
+        await runner.stop()                   # bot.stop() on its own loop, thread joined
+
+Sync vs async
+    Everything that emits a frame is a coroutine (the phone methods, ``add_member`` …,
+    ``set_disappearing``); registry calls (``add_phone``, ``create_group``) and fault
+    switches are plain calls, except the immediate socket actions ``ws_abort``,
+    ``ws_close``, ``error_frame``, ``rest_down``/``rest_up``.
 """
 
 from relay.sandbox.bot_thread import BotThread

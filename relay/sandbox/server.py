@@ -127,6 +127,7 @@ class Sandbox:
         self.faults.release_hangs()
         if self._up_task is not None:
             self._up_task.cancel()
+            await asyncio.gather(self._up_task, return_exceptions=True)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

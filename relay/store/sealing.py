@@ -11,7 +11,17 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from keys import EpochMissingError, Keyring, blind_index, dedupe_key, new_dek, open_, seal, unwrap_dek, wrap_dek
+from keys import (
+    EpochMissingError,
+    Keyring,
+    blind_index,
+    dedupe_key,
+    new_dek,
+    open_,
+    seal,
+    unwrap_dek,
+    wrap_dek,
+)
 from relay.clock import Clock
 
 

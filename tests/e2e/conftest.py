@@ -67,16 +67,16 @@ async def start_org(tmp_path: Path, db_url: str) -> AsyncIterator[Starter]:
         await run.stop()
 
 
-async def say(phone: Phone, text: str, expect: str, *, timeout: float = TIMEOUT) -> Received:
+async def say(phone: Phone, text: str, expect: str, *, wait: float = TIMEOUT) -> Received:
     """Send `text` as `phone` and wait for the bot's message containing `expect`."""
     await phone.send(text)
     return await phone.wait_for(lambda m: expect.lower() in (m.text or "").lower(),
-                                timeout=timeout)
+                                timeout=wait)
 
 
-async def expect(phone: Phone, needle: str, *, timeout: float = TIMEOUT) -> Received:
+async def expect(phone: Phone, needle: str, *, wait: float = TIMEOUT) -> Received:
     return await phone.wait_for(lambda m: needle.lower() in (m.text or "").lower(),
-                                timeout=timeout)
+                                timeout=wait)
 
 
 REF = re.compile(r"\b([A-Z0-9]{3}-[A-Z0-9]{2})\b")

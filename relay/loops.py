@@ -1,0 +1,32 @@
+"""The one polling loop shape the dispatcher and the outbox pump share."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from relay.logs import get_logger
+
+log = get_logger("loops")
+
+
+async def run_until_stopped(
+    step: Callable[[], Awaitable[bool]], wake: asyncio.Event, stop: asyncio.Event,
+    *, name: str, idle_poll: float = 1.0,
+) -> None:
+    """Call `step` while it finds work; when idle, wait for `wake` or `idle_poll` seconds.
+
+    A failing step is logged (type only) and retried after the idle wait, so one bad row
+    or a database hiccup never ends the loop.
+    """
+    while not stop.is_set():
+        try:
+            busy = await step()
+        except Exception as exc:
+            log.error("loop.step_failed", component=name, exc_type=type(exc).__name__)
+            busy = False
+        if not busy:
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=idle_poll)
