@@ -22,6 +22,7 @@ from relay.config import OrgConfig
 from relay.dispatcher import Dispatcher
 from relay.gateway import SignalGateway
 from relay.logs import get_logger
+from relay.loops import run_until_stopped
 from relay.officers import OfficerDesk
 from relay.outbox import Claimed, Destination, OutboxPump, RecipientKind, Resolver, Status
 from relay.receiver import Receiver
@@ -67,6 +68,18 @@ class Relay:
             for raw in frames:
                 inbox.ingest(s, self.sealer, raw, "ws", now)
 
+    def _sweep(self) -> bool:
+        with self.sessions.begin() as s:
+            self.dispatcher.reporters.sweep_expired(s, self.clock.now())
+        return False
+
+    async def _housekeeping(self) -> None:
+        async def step() -> bool:
+            return bool(await self.run_db(self._sweep))
+
+        await run_until_stopped(step, asyncio.Event(), self._stop, name="housekeeping",
+                                idle_poll=60.0)
+
     def _reask(self) -> None:
         with self.sessions.begin() as s:
             self.dispatcher.reporters.reask_all(s, self.clock.now())
@@ -90,6 +103,7 @@ class Relay:
             asyncio.create_task(self.receiver.run(self._stop), name="receiver"),
             asyncio.create_task(self.dispatcher.run(self._stop, self.run_db), name="dispatcher"),
             asyncio.create_task(self.pump.run(self._stop), name="outbox"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
         if self.cfg.signal.webhook_listen:
             self._webhook = await webhook.start(self.ingest, self.cfg.signal.webhook_listen)

@@ -165,7 +165,7 @@ class Created:
 
 
 def create_case(session: Session, sealer: Sealer, cfg: OrgConfig, cat: Catalog, draft: Draft,
-                who: ReporterAddress, now: datetime, *, inbox_key: str) -> Created:
+                who: ReporterAddress, now: datetime) -> Created:
     """Case, reporter link, first message, deliveries and receipt: one transaction."""
     routing = route(cfg, draft.scope_id or "", draft.chosen_officer, draft.excluded)
     case_id = str(uuid.uuid4())
@@ -209,7 +209,6 @@ def create_case(session: Session, sealer: Sealer, cfg: OrgConfig, cat: Catalog, 
     ), key=f"receipt:{case_id}", now=now)
     audit.append(session, "case.created", now, case_ref=ref, actor_ref="reporter",
                  outbox_id=None)
-    del inbox_key
     return Created(case_id, ref)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from handlers import frames
+from keys import KeyringError, SealError
 from relay.store.counters import next_value
 from relay.store.models import InboxRow
 from relay.store.sealing import Sealer
@@ -89,18 +90,26 @@ def ingest(session: Session, sealer: Sealer, raw: str, source: str, now: datetim
 
 
 def next_pending(session: Session, sealer: Sealer) -> Pending | None:
-    row = session.scalar(
-        select(InboxRow)
-        .where(InboxRow.status == InboxStatus.PENDING)
-        .order_by(InboxRow.seq)
-        .limit(1)
-    )
-    if row is None:
-        return None
-    dek = sealer.open_record(TABLE, row.id, row.dek_wrapped)
-    blob = sealer.open(dek, TABLE, row.id, "frame", row.frame_sealed)
-    raw = blob.decode("utf-8", "surrogatepass")
-    return Pending(row.id, raw, row.attempts)
+    """The oldest pending frame, opened. A row that cannot be opened (tampered, or its key
+    destroyed) is quarantined on the spot so it never blocks the rows behind it."""
+    while True:
+        row = session.scalar(
+            select(InboxRow)
+            .where(InboxRow.status == InboxStatus.PENDING)
+            .order_by(InboxRow.seq)
+            .limit(1)
+        )
+        if row is None:
+            return None
+        try:
+            dek = sealer.open_record(TABLE, row.id, row.dek_wrapped)
+            blob = sealer.open(dek, TABLE, row.id, "frame", row.frame_sealed)
+        except (SealError, KeyringError) as exc:
+            row.status = InboxStatus.QUARANTINED
+            row.error_class = type(exc).__name__
+            session.flush()
+            continue
+        return Pending(row.id, blob.decode("utf-8", "surrogatepass"), row.attempts)
 
 
 def mark_done(session: Session, row_id: str, now: datetime) -> None:

@@ -172,7 +172,7 @@ class ReporterDesk:
         if result.outcome is Outcome.SUBMIT:
             try:
                 created = create_case(s, self._sealer, self._cfg, self._cat, result.draft, who,
-                                      now, inbox_key=key)
+                                      now)
             except NoRecipientError:
                 self._save(s, conv, bidx, "intake", intake.IntakeState.CONFIRM.value,
                            {"draft": result.draft.to_json()}, who, now)
@@ -191,6 +191,17 @@ class ReporterDesk:
         self._save(s, conv, bidx, "intake", result.state.value,
                    {"draft": result.draft.to_json()}, who, now)
         self._reply(s, who, result.replies, now, key)
+
+    # -- housekeeping ---------------------------------------------------------------------
+    def sweep_expired(self, s: Session, now: datetime) -> int:
+        """Delete abandoned drafts. Silently: a notice could be read by whoever holds the
+        phone now; a reporter who comes back is simply greeted again."""
+        cutoff = now - self._ctx.draft_expiry
+        stale = list(s.scalars(select(Conversation.id).where(Conversation.updated_at < cutoff)))
+        if stale:
+            s.execute(delete(Conversation).where(Conversation.id.in_(stale)))
+            audit.append(s, "intake.swept", now)
+        return len(stale)
 
     # -- after a restart ------------------------------------------------------------------
     def reask_all(self, s: Session, now: datetime) -> int:

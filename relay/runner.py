@@ -8,6 +8,8 @@ import logging
 import signal
 import sys
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from relay.clock import SystemClock
 from relay.config import OrgConfig
 from relay.logs import configure_logging, get_logger
@@ -30,7 +32,12 @@ async def run_relay(cfg: OrgConfig) -> int:
     except KeyringError as exc:
         _say(f"relay: refusing to start: {exc}")
         return 2
-    relay = build(cfg, keyring, SystemClock())
+    try:
+        relay = build(cfg, keyring, SystemClock())
+    except SQLAlchemyError as exc:
+        _say(f"relay: cannot open the database at storage.url ({type(exc).__name__}); "
+             "check the URL, that the server is running, and the file permissions")
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -198,3 +198,28 @@ async def test_garbage_at_every_step_reasks_and_keeps_the_draft(start_org: Start
     ref = ref_in(receipt.text)
     case_msg = await expect(org.officer("rc-rowan"), ref)
     assert "│ It was bad." in (case_msg.text or "")
+
+
+async def test_abandoned_draft_is_swept_silently(start_org: Starter) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from relay.store.models import Conversation
+
+    run = await start_org("mpp")
+    org = run.org
+    pat = org.reporter("Pat")
+    await say(pat, "hi", "anonymous")
+    await say(pat, "anonymous", "kind of help")
+    relay = run.relay
+    later = relay.clock.now() + timedelta(hours=org.cfg.intake.draft_expiry_hours, minutes=1)
+    with relay.sessions.begin() as s:
+        assert s.scalar(select(func.count()).select_from(Conversation)) == 1
+        assert relay.dispatcher.reporters.sweep_expired(s, later) == 1
+    with relay.sessions.begin() as s:
+        assert s.scalar(select(func.count()).select_from(Conversation)) == 0
+    before = len(pat.messages)
+    await asyncio.sleep(0.3)
+    assert len(pat.messages) == before  # no notice that could be read over a shoulder
+    await say(pat, "hello", "anonymous")  # coming back starts afresh
