@@ -73,6 +73,7 @@ def ingest(session: Session, sealer: Sealer, raw: str, source: str, now: datetim
         "status": InboxStatus.PENDING if parsed else InboxStatus.QUARANTINED,
         "attempts": 0,
         "error_class": None if parsed else "FrameError",
+        "kek_id": rk.kek_id,
         "dek_wrapped": rk.wrapped,
         "frame_sealed": sealer.seal(
             rk.dek, TABLE, row_id, "frame", raw.encode("utf-8", "surrogatepass")

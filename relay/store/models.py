@@ -55,6 +55,7 @@ class InboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_class: Mapped[str | None] = mapped_column(String(64))
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    kek_id: Mapped[str] = mapped_column(String(32), index=True)
     dek_wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     frame_sealed: Mapped[bytes] = mapped_column(LargeBinary)
 

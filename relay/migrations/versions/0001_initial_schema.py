@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 03:52:12.730307
+Create Date: 2026-11-22
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def upgrade() -> None:
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('error_class', sa.String(length=64), nullable=True),
     sa.Column('processed_at', relay.store.types.UTCDateTime(), nullable=True),
+    sa.Column('kek_id', sa.String(length=32), nullable=False),
     sa.Column('dek_wrapped', sa.LargeBinary(), nullable=False),
     sa.Column('frame_sealed', sa.LargeBinary(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inbox')),
@@ -102,6 +103,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('seq', name=op.f('uq_inbox_seq'))
     )
     with op.batch_alter_table('inbox', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_inbox_kek_id'), ['kek_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_inbox_status'), ['status'], unique=False)
 
     op.create_table('case_messages',
@@ -205,6 +207,7 @@ def downgrade() -> None:
     op.drop_table('case_messages')
     with op.batch_alter_table('inbox', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_inbox_status'))
+        batch_op.drop_index(batch_op.f('ix_inbox_kek_id'))
 
     op.drop_table('inbox')
     op.drop_table('counters')
