@@ -107,3 +107,8 @@ def demo(
 
 def main() -> None:
     app()
+
+
+from relay.cli import keyops  # noqa: E402 - registers `keys rotate|verify` and `purge`
+
+keyops.register(app, keys_app)
