@@ -66,7 +66,7 @@ def _int(value: Any, what: str) -> int:
         raise FrameError(f"bad {what}")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
         return int(value)
     raise FrameError(f"bad {what}")
 
@@ -149,8 +149,12 @@ def _quote(data: dict[str, Any]) -> QuoteRef | None:
     quote = _dict(data.get("quote"))
     if quote is None:
         return None
+    try:
+        quote_id = _int(quote.get("id"), "quote id")
+    except FrameError:
+        return None  # an unreadable quote maps to no case; the message itself is kept
     return QuoteRef(
-        id=_int(quote.get("id"), "quote id"),
+        id=quote_id,
         author_uuid=(_opt_str(quote.get("authorUuid")) or "").lower() or None,
         author_number=_opt_str(quote.get("authorNumber")),
     )

@@ -16,21 +16,20 @@ from handlers.flows.catalog import Catalog
 from handlers.flows.intake import FlowContext
 from keys import Keyring
 from relay import inbox, webhook
-from relay.cases import open_case
 from relay.clock import Clock
 from relay.config import OrgConfig
+from relay.delivery import failure_hook, resolver
 from relay.dispatcher import Dispatcher
 from relay.gateway import SignalGateway
 from relay.logs import get_logger
 from relay.loops import run_until_stopped
 from relay.officers import OfficerDesk
-from relay.outbox import Claimed, Destination, OutboxPump, RecipientKind, Resolver, Status
+from relay.outbox import OutboxPump, Status
 from relay.receiver import Receiver
 from relay.reporters import ReporterDesk
-from relay.scopes import Target, may_receive
 from relay.store.db import make_engine, make_sessionmaker
 from relay.store.migrate import ensure_schema
-from relay.store.models import Case, OutboxRow
+from relay.store.models import OutboxRow
 from relay.store.sealing import Sealer
 
 log = get_logger("app")
@@ -58,15 +57,19 @@ class Relay:
     def run_db(self, fn: Any, *args: Any) -> asyncio.Future[Any]:
         return asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
-    async def ingest(self, frames: list[str]) -> None:
-        await self.run_db(self._ingest_sync, frames)
+    async def ingest(self, frames: list[str], source: str = "ws") -> None:
+        await self.run_db(self._ingest_sync, frames, source)
         self.dispatcher.wake.set()
 
-    def _ingest_sync(self, frames: list[str]) -> None:
+    async def ingest_webhook(self, frames: list[str]) -> None:
+        await self.ingest(frames, "webhook")
+
+    def _ingest_sync(self, frames: list[str], source: str) -> None:
         now = self.clock.now()
         with self.sessions.begin() as s:
             for raw in frames:
-                inbox.ingest(s, self.sealer, raw, "ws", now)
+                if inbox.ingest(s, self.sealer, raw, source, now) is inbox.Stored.QUARANTINED:
+                    self.dispatcher.alert_quarantine(s, now)
 
     def _sweep(self) -> bool:
         with self.sessions.begin() as s:
@@ -106,7 +109,8 @@ class Relay:
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
         if self.cfg.signal.webhook_listen:
-            self._webhook = await webhook.start(self.ingest, self.cfg.signal.webhook_listen)
+            self._webhook = await webhook.start(self.ingest_webhook,
+                                                self.cfg.signal.webhook_listen)
         await self.receiver.connected.wait()
         self.ready.set()
         log.info("relay.ready")
@@ -132,30 +136,6 @@ class Relay:
         await self._stop.wait()
 
 
-def _resolver(cfg: OrgConfig, sealer: Sealer) -> Resolver:
-    def resolve(s: Session, item: Claimed) -> Destination | None:
-        if item.kind is RecipientKind.REPORTER:
-            return Destination(item.address, None) if item.address else None
-        if item.case_id is not None:
-            row = s.get(Case, item.case_id)
-            if row is None:
-                return None
-            case = open_case(sealer, row)
-            target = Target("group" if item.kind is RecipientKind.GROUP else "officer",
-                            item.ref or "")
-            if not may_receive(cfg, case.routing, target):
-                return None
-        if item.kind is RecipientKind.GROUP:
-            scope = next((sc for sc in cfg.scopes if sc.id == item.ref), None)
-            if scope is None or scope.group_id is None:
-                return None
-            return Destination(scope.group_id, scope.group_id)
-        officer = next((o for o in cfg.officers if o.id == item.ref), None)
-        return None if officer is None else Destination(officer.aci, officer.id)
-
-    return resolve
-
-
 def build(cfg: OrgConfig, keyring: Keyring, clock: Clock, *, database_url: str | None = None,
           ping_interval: float = 20.0) -> Relay:
     engine = make_engine(database_url or cfg.storage.url)
@@ -170,7 +150,7 @@ def build(cfg: OrgConfig, keyring: Keyring, clock: Clock, *, database_url: str |
     reporters = ReporterDesk(cfg, sealer, catalog, ctx)
     officers = OfficerDesk(cfg, sealer, catalog)
 
-    dispatcher = Dispatcher(cfg, sessions, sealer, clock, reporters, officers)
+    dispatcher = Dispatcher(cfg, sessions, sealer, clock, reporters, officers, catalog)
     relay_ref: dict[str, Relay] = {}
 
     async def ingest(frames: list[str]) -> None:
@@ -180,7 +160,8 @@ def build(cfg: OrgConfig, keyring: Keyring, clock: Clock, *, database_url: str |
         return relay_ref["relay"].run_db(fn, *args)
 
     receiver = Receiver(gateway.receive_url, ingest, ping_interval=ping_interval)
-    pump = OutboxPump(sessions, sealer, gateway, clock, _resolver(cfg, sealer), run_db)
+    pump = OutboxPump(sessions, sealer, gateway, clock, resolver(cfg, sealer), run_db,
+                      failure_hook(cfg, sealer, catalog))
     app = Relay(cfg, engine, sessions, sealer, clock, gateway, dispatcher, pump, receiver,
                 catalog)
     relay_ref["relay"] = app

@@ -16,11 +16,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from handlers import frames
 from handlers.events import (
+    ErrorFrame,
     GroupUpdateEvent,
     InboundEvent,
+    SyncTranscript,
     TextMessage,
 )
+from handlers.flows.catalog import Catalog
 from relay import audit, inbox
+from relay.alerts import alert
 from relay.clock import Clock
 from relay.config import OrgConfig
 from relay.logs import get_logger
@@ -47,6 +51,7 @@ class Dispatcher:
         clock: Clock,
         reporters: ReporterDesk,
         officers: OfficerDesk,
+        catalog: Catalog,
     ) -> None:
         self._cfg = cfg
         self._sessions = sessions
@@ -54,6 +59,7 @@ class Dispatcher:
         self._clock = clock
         self.reporters = reporters
         self._officers = officers
+        self._catalog = catalog
         self.wake = asyncio.Event()
         self.processed = 0
         self.on_committed: Callable[[], None] = lambda: None
@@ -71,18 +77,33 @@ class Dispatcher:
                     self.route(s, event, now, key=f"in:{pending.id}")
                     inbox.mark_done(s, pending.id, now)
             except Exception as exc:
-                quarantined = inbox.record_failure(s, pending.id, type(exc).__name__)
+                quarantined = inbox.record_failure(
+                    s, pending.id, type(exc).__name__,
+                    at_once=isinstance(exc, inbox.QuarantineNowError))
                 log.error("dispatcher.frame_failed", exc_type=type(exc).__name__,
                           status="quarantined" if quarantined else "retry")
+                if quarantined:
+                    self.alert_quarantine(s, now)
         self.processed += 1
         self.on_committed()
         return True
 
+    def alert_quarantine(self, s: Session, now: datetime) -> None:
+        alert(s, self._sealer, self._cfg, self._catalog, "alert_quarantined", now,
+              subject="inbox", count=inbox.quarantined_count(s))
+
     def route(self, s: Session, event: InboundEvent, now: datetime, *, key: str) -> None:
+        if isinstance(event, ErrorFrame):
+            raise inbox.QuarantineNowError  # kept sealed for review; never a message
         if isinstance(event, TextMessage):
             self._text(s, event, now, key)
         elif isinstance(event, GroupUpdateEvent):
             audit.append(s, "group.updated", now)
+        elif isinstance(event, SyncTranscript):
+            # only a linked device produces these: someone else is using the bot's account
+            alert(s, self._sealer, self._cfg, self._catalog, "alert_linked_device", now,
+                  subject="sync")
+            audit.append(s, "account.sync_transcript", now)
         # reactions, deletes, edits, identity events and sync transcripts are handled by
         # later issues (claiming, edits, alerts); they are stored in the inbox regardless.
 

@@ -7,13 +7,15 @@ started: we use its public action API (`bot.general`, `bot.groups`, `bot.message
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
 import aiohttp
 from packaging.version import InvalidVersion, Version
 from pydantic import ValidationError
-from signalbot import Config, SendMessage, SignalBot, SignalBotError
+from signalbot import LOGGER_NAME, Config, SendMessage, SignalBot, SignalBotError
 from signalbot.client import ConnectionMode
 
 from relay.logs import quiet_signalbot
@@ -46,6 +48,47 @@ class ServiceCheckError(Exception):
 @dataclass(frozen=True)
 class Sent:
     timestamp: int | None  # None when the server accepted it but the reply was unreadable
+    # group sends answer 201 even when some members did not get it: (member, failure)
+    undelivered: tuple[tuple[str, SendFailure], ...] = ()
+
+
+_REASONS = {
+    "IDENTITY_FAILURE": SendFailure.UNTRUSTED,
+    "UNREGISTERED_FAILURE": SendFailure.UNREGISTERED,
+    "RATE_LIMIT_FAILURE": SendFailure.RATE_LIMITED,
+}
+
+
+class UndeliveredCapture(logging.Handler):
+    """signalbot 2.2.1 reports per-recipient failures of a 201 send only as a WARNING with
+    the fixed format below; this handler keeps them, structured, by send timestamp. It
+    reads the record's arguments and never formats the message."""
+
+    FORMAT = "[Bot] Message %s not delivered to %s: %s"
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.failures: dict[str, list[tuple[str, str]]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args
+        if record.msg == self.FORMAT and isinstance(args, tuple) and len(args) == 3:
+            self.failures.setdefault(str(args[0]), []).append((str(args[1]), str(args[2])))
+
+    def take(self, timestamp: int) -> tuple[tuple[str, SendFailure], ...]:
+        found = self.failures.pop(str(timestamp), [])
+        return tuple((who, _REASONS.get(reason, SendFailure.UNAVAILABLE))
+                     for who, reason in found)
+
+    @classmethod
+    def install(cls) -> UndeliveredCapture:
+        logger = logging.getLogger(LOGGER_NAME)
+        for handler in logger.handlers:
+            if isinstance(handler, cls):
+                return handler
+        handler = cls()
+        logger.addHandler(handler)
+        return handler
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -74,6 +117,8 @@ class SignalGateway:
             )
         )
         quiet_signalbot()
+        self._undelivered = UndeliveredCapture.install()
+        self._diagnostics: aiohttp.ClientSession | None = None
 
     @property
     def receive_url(self) -> str:
@@ -136,11 +181,63 @@ class SignalGateway:
             # F21: an old REST API answered with an object after delivering the message.
             return Sent(None)
         except SignalBotError as exc:
-            raise _classify(exc) from None
-        return Sent(sent.timestamp)
+            error = _classify(exc)
+            if error.status != 400 or recipient.startswith("group."):
+                raise error from None
+            return await self._diagnose(recipient, message)
+        return Sent(sent.timestamp, self._undelivered.take(sent.timestamp))
+
+    async def _diagnose(self, recipient: str, message: SendMessage) -> Sent:
+        """signalbot drops the body of an error response. A 400 on a 1:1 send means nothing
+        was delivered, so sending the same request once more, ourselves, cannot duplicate
+        anything, and its body tells an untrusted key from an unregistered number."""
+        if self._diagnostics is None:
+            self._diagnostics = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._send_timeout))
+        payload = (await message.to_generated(self.number, [recipient])).model_dump_json(
+            exclude_none=True, by_alias=True)
+        scheme = "https" if self.use_https else "http"
+        try:
+            async with self._diagnostics.post(f"{scheme}://{self.service}/v2/send",
+                                              data=payload) as resp:
+                body = await resp.text()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError):
+            raise SendError(SendFailure.UNAVAILABLE) from None
+        if status == 201:
+            return Sent(_first_timestamp(body))
+        raise SendError(_failure_from_body(status, body), status)
 
     async def close(self) -> None:
+        if self._diagnostics is not None:
+            await self._diagnostics.close()
         await self.bot.close()
+
+
+def _first_timestamp(body: str) -> int | None:
+    try:
+        data = json.loads(body)
+        first = data[0] if isinstance(data, list) else data
+        return int(first["timestamp"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def _failure_from_body(status: int, body: str) -> SendFailure:
+    """Classify by the REST API's fixed error texts (WIRE.md §3.4); the text is not kept."""
+    if status == 429:
+        return SendFailure.RATE_LIMITED
+    if status >= 500:
+        return SendFailure.UNAVAILABLE
+    try:
+        text = str(json.loads(body).get("error", ""))
+    except (ValueError, AttributeError):
+        text = ""
+    if "untrusted" in text:
+        return SendFailure.UNTRUSTED
+    if "is not registered" in text or text == "Failed to send message":
+        return SendFailure.UNREGISTERED
+    return SendFailure.REJECTED
 
 
 def _classify(exc: SignalBotError) -> SendError:

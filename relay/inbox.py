@@ -34,6 +34,16 @@ class InboxStatus(StrEnum):
     QUARANTINED = "quarantined"
 
 
+class Stored(StrEnum):
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"  # kept, sealed, but it could not even be identified
+
+
+class QuarantineNowError(Exception):
+    """The frame is stored but can never be processed (e.g. a REST API error frame)."""
+
+
 @dataclass(frozen=True)
 class Pending:
     id: str
@@ -59,8 +69,8 @@ def dedupe_for(sealer: Sealer, raw: str) -> tuple[bytes, bool]:
     )
 
 
-def ingest(session: Session, sealer: Sealer, raw: str, source: str, now: datetime) -> bool:
-    """Store one frame in the caller's transaction. Returns False for a duplicate."""
+def ingest(session: Session, sealer: Sealer, raw: str, source: str, now: datetime) -> Stored:
+    """Store one frame in the caller's transaction."""
     key, parsed = dedupe_for(sealer, raw)
     row_id = str(uuid.uuid4())
     rk = sealer.new_record(TABLE, row_id)
@@ -87,7 +97,9 @@ def ingest(session: Session, sealer: Sealer, raw: str, source: str, now: datetim
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(InboxRow.id)
     )
-    return session.execute(stmt).scalar() is not None
+    if session.execute(stmt).scalar() is None:
+        return Stored.DUPLICATE
+    return Stored.NEW if parsed else Stored.QUARANTINED
 
 
 def next_pending(session: Session, sealer: Sealer) -> Pending | None:
@@ -121,14 +133,14 @@ def mark_done(session: Session, row_id: str, now: datetime) -> None:
     )
 
 
-def record_failure(session: Session, row_id: str, exc_type: str) -> bool:
+def record_failure(session: Session, row_id: str, exc_type: str, *, at_once: bool = False) -> bool:
     """Count a failed processing attempt; quarantine after MAX_ATTEMPTS. True if quarantined."""
     row = session.get(InboxRow, row_id)
     if row is None:
         return False
     row.attempts += 1
     row.error_class = exc_type[:64]
-    if row.attempts >= MAX_ATTEMPTS:
+    if at_once or row.attempts >= MAX_ATTEMPTS:
         row.status = InboxStatus.QUARANTINED
         return True
     return False

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from relay.clock import Clock
-from relay.gateway import SendError, SendFailure, SignalGateway
+from relay.gateway import SendError, SendFailure, Sent, SignalGateway
 from relay.logs import get_logger
 from relay.loops import run_until_stopped
 from relay.store.counters import next_value
@@ -31,6 +31,7 @@ log = get_logger("outbox")
 
 TABLE = "outbox"
 LEASE = timedelta(seconds=60)
+HOLD_RETRY = timedelta(minutes=5)  # held rows are tried again: trust may have been restored
 MAX_ATTEMPTS = 12
 
 
@@ -47,6 +48,7 @@ class RecipientKind(StrEnum):
     REPORTER = "reporter"
     OFFICER = "officer"
     GROUP = "group"
+    COORDINATION = "coordination"  # the coordinators' group
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class Claimed:
     ref: str | None
     address: str | None
     text: str
+    purpose: str
     case_id: str | None
     map_replies: bool
     quote_timestamp: int | None
@@ -124,6 +127,9 @@ class Destination:
 
 
 Resolver = Callable[[Session, Claimed], Destination | None]
+# Called in the transaction that records a failure, or a partial group delivery, so the
+# consequences (alerts, an unreachable reporter's check-ins) commit with it.
+FailureHook = Callable[[Session, Claimed, SendFailure, Status, str | None], None]
 
 
 class OutboxPump:
@@ -135,6 +141,7 @@ class OutboxPump:
         clock: Clock,
         resolve: Resolver,
         run_db: Callable[..., asyncio.Future[object]],
+        on_failure: FailureHook | None = None,
     ) -> None:
         self._sessions = sessions
         self._sealer = sealer
@@ -142,6 +149,7 @@ class OutboxPump:
         self._clock = clock
         self._resolve = resolve
         self._run_db = run_db
+        self._on_failure = on_failure
         self.wake = asyncio.Event()
         self.sent_count = 0
 
@@ -151,7 +159,8 @@ class OutboxPump:
             row = s.scalar(
                 select(OutboxRow)
                 .where(
-                    ((OutboxRow.status == Status.PENDING) & (OutboxRow.available_at <= now))
+                    (OutboxRow.status.in_((Status.PENDING, Status.HELD))
+                     & (OutboxRow.available_at <= now))
                     | ((OutboxRow.status == Status.SENDING) & (OutboxRow.lease_until < now))
                 )
                 .order_by(OutboxRow.seq)
@@ -187,6 +196,7 @@ class OutboxPump:
                 ref=row.recipient_ref,
                 address=address,
                 text=self._sealer.open(dek, TABLE, row.id, "body", row.body_sealed).decode(),
+                purpose=row.purpose,
                 case_id=row.case_id,
                 map_replies=row.map_replies,
                 quote_timestamp=row.quote_timestamp,
@@ -198,11 +208,16 @@ class OutboxPump:
                 row.status = Status.HELD
                 row.error_class = "held_by_policy"
                 row.lease_until = None
+                row.available_at = now + HOLD_RETRY
             return item, dest
 
-    def _mark_sent(self, item: Claimed, dest: Destination, timestamp: int | None) -> None:
+    def _mark_sent(self, item: Claimed, dest: Destination, sent: Sent) -> None:
         now = self._clock.now()
+        timestamp = sent.timestamp
         with self._sessions.begin() as s:
+            if self._on_failure is not None:
+                for member, failure in sent.undelivered:
+                    self._on_failure(s, item, failure, Status.SENT, member)
             s.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id == item.id)
@@ -213,10 +228,15 @@ class OutboxPump:
                 s.add(SentMap(destination=dest.map_key, signal_timestamp=timestamp,
                               case_id=item.case_id, created_at=now))
 
-    def _mark_failed(self, item: Claimed, failure: SendFailure | str, status: Status,
+    def _mark_failed(self, item: Claimed, failure: SendFailure, status: Status,
                      retry_in: timedelta | None) -> None:
         now = self._clock.now()
         with self._sessions.begin() as s:
+            if self._on_failure is not None and status is not Status.PENDING:
+                previous = s.scalar(select(OutboxRow.error_class)
+                                    .where(OutboxRow.id == item.id))
+                if status is not Status.HELD or previous != failure.value:  # once per hold
+                    self._on_failure(s, item, failure, status, None)
             s.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id == item.id)
@@ -251,7 +271,7 @@ class OutboxPump:
         except SendError as exc:
             await self._run_db(self._after_failure, item, exc)
             return True
-        await self._run_db(self._mark_sent, item, dest, sent.timestamp)
+        await self._run_db(self._mark_sent, item, dest, sent)
         self.sent_count += 1
         log.info("outbox.sent", outbox_id=item.id, attempt=item.attempts)
         return True
@@ -259,7 +279,7 @@ class OutboxPump:
     def _after_failure(self, item: Claimed, exc: SendError) -> None:
         failure = exc.failure
         if failure is SendFailure.UNTRUSTED:
-            self._mark_failed(item, failure, Status.HELD, None)
+            self._mark_failed(item, failure, Status.HELD, HOLD_RETRY)
         elif failure is SendFailure.UNREGISTERED:
             self._mark_failed(item, failure, Status.UNREACHABLE, None)
         elif item.attempts >= MAX_ATTEMPTS or (failure in (

@@ -246,6 +246,33 @@ DEFAULT_TEXTS: dict[str, str] = {
     ),
     "officer_unknown_command": "I don't know that command. Send /help for the list.",
     "officer_not_registered": "Only registered officers can give commands here.",
+    # Alerts to coordinators: never report text, never who reported.
+    "alert_held_untrusted": (
+        "relay alert: messages to {who} are on hold because their Signal safety number "
+        "changed. Verify it with them in person, then mark it trusted in "
+        "signal-cli-rest-api; held messages are retried every few minutes."
+    ),
+    "alert_unreachable": (
+        "relay alert: {who} cannot be reached on Signal any more (not registered). "
+        "{detail}"
+    ),
+    "alert_send_failed": (
+        "relay alert: a message to {who} could not be delivered after {attempts} tries. "
+        "Check that signal-cli-rest-api is running and the bot is still registered."
+    ),
+    "alert_quarantined": (
+        "relay alert: {count} received message(s) could not be processed and are kept "
+        "sealed for review (quarantine). Nothing was lost; run 'relay doctor'."
+    ),
+    "alert_linked_device": (
+        "relay alert: the bot's Signal account sent a message from another device. The "
+        "bot number must not be linked to a phone or computer: check linked devices now."
+    ),
+    "alert_who_reporter": "the reporter of {ref}",
+    "alert_who_officer": "{name}",
+    "alert_who_group": "the group of {scope}",
+    "alert_unreachable_reporter": "Check-ins for their case(s) stop; officers can still read it.",
+    "alert_unreachable_officer": "Update the roster in the config.",
 }
 
 # Texts that stop working if an override drops one of these placeholders.

@@ -44,7 +44,7 @@ def config_check(path: Path = typer.Argument(..., help="the TOML file to check")
     if problems:
         print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
         for problem in problems:
-            print(f"  - texts.{problem}", file=sys.stderr)
+            print(f"  - {problem}", file=sys.stderr)
         raise typer.Exit(2)
     print(f"{path}: ok ({cfg.organisation.name}: {len(cfg.officers)} officers, "
           f"{len(cfg.scopes)} scopes, {len(cfg.categories)} categories)")
@@ -89,7 +89,7 @@ def run(config: Path = ConfigOpt) -> None:
     problems = _catalog_problems(cfg)
     if problems:
         for problem in problems:
-            print(f"  - texts.{problem}", file=sys.stderr)
+            print(f"  - {problem}", file=sys.stderr)
         raise typer.Exit(2)
     raise typer.Exit(asyncio.run(run_relay(cfg)))
 

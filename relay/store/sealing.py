@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from keys import (
@@ -42,6 +43,9 @@ class Sealer:
 
     def __repr__(self) -> str:
         return "Sealer(<keys redacted>)"
+
+    def now(self) -> datetime:
+        return self._clock.now()
 
     def new_record(self, table: str, row_id: str) -> RecordKey:
         now = self._clock.now()

@@ -84,7 +84,7 @@ def frame(ts: int, text: str = NARRATIVE) -> str:
 def new_inbox(sessions: sessionmaker[Session], sealer: Sealer, clock: FakeClock,
               ts: int) -> None:
     with sessions.begin() as s:
-        assert inbox.ingest(s, sealer, frame(ts), "ws", clock.now())
+        assert inbox.ingest(s, sealer, frame(ts), "ws", clock.now()) is inbox.Stored.NEW
 
 
 def new_conversation(sessions: sessionmaker[Session], sealer: Sealer, clock: FakeClock,

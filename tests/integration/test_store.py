@@ -66,10 +66,12 @@ def test_inbox_dedupes_the_same_frame_from_both_paths(
     webhook_line = json.dumps({"jsonrpc": "2.0", "method": "receive",
                                "params": json.loads(raw)}) + "\n"
     with sessions.begin() as s:
-        assert inbox.ingest(s, sealer, raw, "ws", clock.now()) is True
+        assert inbox.ingest(s, sealer, raw, "ws", clock.now()) is inbox.Stored.NEW
     with sessions.begin() as s:
-        assert inbox.ingest(s, sealer, webhook_line, "webhook", clock.now()) is False
-        assert inbox.ingest(s, sealer, _frame(ts=1767225600001), "ws", clock.now()) is True
+        stored = inbox.ingest(s, sealer, webhook_line, "webhook", clock.now())
+        assert stored is inbox.Stored.DUPLICATE
+        assert inbox.ingest(s, sealer, _frame(ts=1767225600001), "ws",
+                            clock.now()) is inbox.Stored.NEW
     with sessions.begin() as s:
         rows = s.scalars(select(InboxRow).order_by(InboxRow.seq)).all()
         assert [r.status for r in rows] == ["pending", "pending"]
@@ -84,7 +86,8 @@ def test_inbox_stores_frame_sealed_and_quarantines_garbage(
     secret = "canary-report-text-0123456789"
     with sessions.begin() as s:
         inbox.ingest(s, sealer, _frame(text_=secret), "ws", clock.now())
-        inbox.ingest(s, sealer, "{not json", "ws", clock.now())
+        assert inbox.ingest(s, sealer, "{not json", "ws",
+                            clock.now()) is inbox.Stored.QUARANTINED
     with sessions.begin() as s:
         rows = s.scalars(select(InboxRow).order_by(InboxRow.seq)).all()
         assert all(secret.encode() not in r.frame_sealed for r in rows)

@@ -203,15 +203,6 @@ def test_config_check_lists_every_texts_problem(tmp_path: Path) -> None:
     assert any("texts.cancelled" in line and "{who}" in line for line in lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "relay/cli/main.py (config_check, line 47; run, line 92) prints "
-        "f'  - texts.{problem}', but "
-        "Catalog.check_overrides already starts each problem with 'texts.<id>', so the "
-        "field shows as 'texts.texts.<id>'"
-    ),
-)
 @pytest.mark.parametrize("edit", ["unknown text id", "unknown placeholder"])
 def test_texts_problem_names_the_field_once(tmp_path: Path, edit: str) -> None:
     result, _ = invoke("config", "check", str(write_config(tmp_path, edit=edit)))

@@ -1,0 +1,91 @@
+"""Where outbox rows go, decided at send time, and what a failed send means for people.
+
+Scope is re-validated here, against the config as it is now, before any case content
+leaves: an officer removed from the roster or excluded by the reporter gets nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from handlers.flows.catalog import Catalog
+from relay.alerts import alert
+from relay.cases import open_case
+from relay.config import OrgConfig
+from relay.gateway import SendFailure
+from relay.outbox import Claimed, Destination, FailureHook, RecipientKind, Resolver, Status
+from relay.scopes import Target, may_receive
+from relay.store.models import Case
+from relay.store.sealing import Sealer
+
+
+def _who(cfg: OrgConfig, catalog: Catalog, s: Session, item: Claimed,
+         member: str | None) -> str:
+    """Who a failed send was for, in words fit for an alert: never an identity."""
+    if member is not None or item.kind is RecipientKind.OFFICER:
+        officer = next((o for o in cfg.officers
+                        if (member is not None and member in (o.aci, o.number))
+                        or (member is None and o.id == item.ref)), None)
+        return catalog.render("alert_who_officer",
+                              name=officer.display_name if officer else "an officer")
+    if item.kind in (RecipientKind.GROUP, RecipientKind.COORDINATION):
+        return catalog.render("alert_who_group", scope=item.ref or "coordinators")
+    row = s.get(Case, item.case_id) if item.case_id else None
+    return catalog.render("alert_who_reporter", ref=row.ref if row else "an unsent report")
+
+
+def resolver(cfg: OrgConfig, sealer: Sealer) -> Resolver:
+    def resolve(s: Session, item: Claimed) -> Destination | None:  # noqa: PLR0911
+        if item.kind is RecipientKind.REPORTER:
+            return Destination(item.address, None) if item.address else None
+        if item.case_id is not None:
+            row = s.get(Case, item.case_id)
+            if row is None:
+                return None
+            case = open_case(sealer, row)
+            target = Target("group" if item.kind is RecipientKind.GROUP else "officer",
+                            item.ref or "")
+            if not may_receive(cfg, case.routing, target):
+                return None
+        if item.kind is RecipientKind.COORDINATION:
+            group = cfg.coordination.group_id
+            return Destination(group, None) if group else None
+        if item.kind is RecipientKind.GROUP:
+            scope = next((sc for sc in cfg.scopes if sc.id == item.ref), None)
+            if scope is None or scope.group_id is None:
+                return None
+            return Destination(scope.group_id, scope.group_id)
+        officer = next((o for o in cfg.officers if o.id == item.ref), None)
+        return None if officer is None else Destination(officer.aci, officer.id)
+
+    return resolve
+
+
+def failure_hook(cfg: OrgConfig, sealer: Sealer, catalog: Catalog) -> FailureHook:
+    """What a failed or partial send means for people: coordinators hear about it (without
+    content or identities), and an unreachable reporter gets no more check-ins."""
+
+    def hook(s: Session, item: Claimed, failure: SendFailure, status: Status,
+             member: str | None) -> None:
+        if item.purpose == "alert":
+            return  # an alert about an alert would loop
+        now = sealer.now()
+        who = _who(cfg, catalog, s, item, member)
+        subject = member or item.ref or item.case_id or item.id
+        if failure is SendFailure.UNTRUSTED:
+            alert(s, sealer, cfg, catalog, "alert_held_untrusted", now, subject=subject, who=who)
+        elif failure is SendFailure.UNREGISTERED:
+            reporter = item.kind is RecipientKind.REPORTER and member is None
+            if reporter and item.case_id is not None:
+                s.execute(update(Case).where(Case.id == item.case_id)
+                          .values(checkin_ok=False))
+            detail = catalog.render("alert_unreachable_reporter" if reporter
+                                    else "alert_unreachable_officer")
+            alert(s, sealer, cfg, catalog, "alert_unreachable", now, subject=subject, who=who,
+                  detail=detail)
+        elif status is Status.FAILED:
+            alert(s, sealer, cfg, catalog, "alert_send_failed", now, subject=subject, who=who,
+                  attempts=item.attempts)
+
+    return hook
