@@ -21,14 +21,15 @@ def _say(text: str) -> None:
 
 
 async def run_relay(cfg: OrgConfig) -> int:
-    from keys import Keyring, KeyringError
+    from keys import KeyringError
     from relay.app import build
     from relay.gateway import ServiceCheckError
+    from relay.keysource import load_keyring
 
     configure_logging(stream=sys.stderr, json=True, level=logging.INFO)
     log = get_logger("runner")
     try:
-        keyring = Keyring.load(cfg.keys.directory)
+        keyring = load_keyring(cfg)
     except KeyringError as exc:
         _say(f"relay: refusing to start: {exc}")
         return 2

@@ -36,12 +36,13 @@ def _opened(cfg: OrgConfig, command: str) -> Iterator[tuple[Keyring, Engine,
     """Keyring, engine and sessions; key and database errors become one line and exit 2."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from keys import Keyring, KeyringError
+    from keys import KeyringError
+    from relay.keysource import load_keyring
     from relay.store.db import make_engine, make_sessionmaker
     from relay.store.migrate import ensure_schema
 
     try:
-        keyring = Keyring.load(cfg.keys.directory)
+        keyring = load_keyring(cfg)
     except KeyringError as exc:
         print(f"relay {command}: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None

@@ -53,12 +53,13 @@ def config_check(path: Path = typer.Argument(..., help="the TOML file to check")
 @keys_app.command("init")
 def keys_init(config: Path = ConfigOpt) -> None:
     """Create the keys directory (0700) with a new root key and epoch key (0600)."""
-    from keys import KeyringError, init_keys_dir
+    from keys import KeyringError
     from relay.clock import SystemClock
+    from relay.keysource import create_keyring
 
     cfg = _load_or_exit(config)
     try:
-        init_keys_dir(cfg.keys.directory, SystemClock().now(), cfg.retention.epoch)
+        create_keyring(cfg, SystemClock().now())
     except KeyringError as exc:
         print(f"relay keys init: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
@@ -68,11 +69,12 @@ def keys_init(config: Path = ConfigOpt) -> None:
 @keys_app.command("status")
 def keys_status(config: Path = ConfigOpt) -> None:
     """List key ids, epochs and generations (never key bytes)."""
-    from keys import Keyring, KeyringError
+    from keys import KeyringError
+    from relay.keysource import load_keyring
 
     cfg = _load_or_exit(config)
     try:
-        keyring = Keyring.load(cfg.keys.directory)
+        keyring = load_keyring(cfg)
     except KeyringError as exc:
         print(f"relay keys status: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None

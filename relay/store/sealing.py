@@ -23,6 +23,7 @@ from keys import (
     unwrap_dek,
     wrap_dek,
 )
+from keys.layout import KEYRING_FILE
 from relay.clock import Clock
 
 
@@ -40,6 +41,21 @@ class Sealer:
     def __init__(self, keyring: Keyring, clock: Clock) -> None:
         self._keyring = keyring
         self._clock = clock
+        self._seen = self._keyring_stamp()
+
+    def _keyring_stamp(self) -> int:
+        try:
+            return (self._keyring.path / KEYRING_FILE).stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def _fresh(self) -> None:
+        """`relay keys rotate` or `relay purge` may have changed keyring.bin under a running
+        relay: pick the change up before wrapping, so no new row uses a retired key."""
+        stamp = self._keyring_stamp()
+        if stamp != self._seen:
+            self._keyring.reload()
+            self._seen = stamp
 
     def __repr__(self) -> str:
         return "Sealer(<keys redacted>)"
@@ -49,6 +65,7 @@ class Sealer:
 
     def new_record(self, table: str, row_id: str) -> RecordKey:
         now = self._clock.now()
+        self._fresh()
         try:
             kek_id = self._keyring.active_kek_id(now)
         except EpochMissingError:

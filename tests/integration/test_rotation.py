@@ -322,3 +322,20 @@ def test_rotation_never_moves_a_dek_across_epochs(
         blob = s.scalar(select(Case.dek_wrapped).where(Case.id == older))
     assert blob is not None
     assert kek_id_of(blob) == "2026-q3.1"  # still shredded with its own epoch
+
+
+def test_a_running_relay_picks_up_a_rotation_before_wrapping(
+    sessions: sessionmaker[Session], keyring: Keyring, clock: FakeClock
+) -> None:
+    """`relay keys rotate` runs in another process; the service's Sealer must not keep
+    wrapping new rows under the generation the rotation retires."""
+    from relay.store.sealing import Sealer
+
+    service = Sealer(keyring, clock)  # the running relay's view of the keys directory
+    before = service.new_record("inbox", "row-1").kek_id
+    other_process = Keyring.load(keyring.path)
+    report = rotate(sessions, other_process, clock.now())
+    assert report.retired
+    after = service.new_record("inbox", "row-2").kek_id
+    assert after != before
+    assert after == other_process.active_kek_id(clock.now())

@@ -377,15 +377,18 @@ def test_keys_init_refuses_a_bad_config(tmp_path: Path) -> None:
     assert not (tmp_path / "keys").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "keys.source is validated (relay/config/schema.py:126) but never read: "
-        "relay/cli/main.py keys_init always calls init_keys_dir without passphrase=, so "
-        'keys.source = "passphrase" silently writes a plaintext root.key'
-    ),
-)
 def test_keys_init_with_a_passphrase_source_writes_no_root_key(tmp_path: Path) -> None:
     path = write_config(tmp_path, edit="passphrase source")
-    invoke("keys", "init", "-c", str(path))
+    phrase = "correct horse battery staple\n"
+    mismatch = CliRunner().invoke(app, ["keys", "init", "-c", str(path)],
+                             input=phrase + "something else\n")
+    assert mismatch.exit_code == 2
+    assert "differ" in mismatch.stderr
+    made = CliRunner().invoke(app, ["keys", "init", "-c", str(path)], input=phrase * 2)
+    assert made.exit_code == 0, made.stderr
     assert not (tmp_path / "keys" / "root.key").exists()
+    assert (tmp_path / "keys" / "kdf.json").exists()
+    wrong = CliRunner().invoke(app, ["keys", "status", "-c", str(path)], input="not it at all\n")
+    assert wrong.exit_code == 2
+    right = CliRunner().invoke(app, ["keys", "status", "-c", str(path)], input=phrase)
+    assert right.exit_code == 0, right.stderr
