@@ -14,13 +14,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from handlers.flows.catalog import Catalog
 from handlers.flows.intake import FlowContext
+from handlers.flows.schedule import CheckinPolicy, SlaPolicy
 from keys import Keyring
 from relay import inbox, webhook
+from relay.checkins import Checkins
 from relay.clock import Clock
 from relay.config import OrgConfig
 from relay.delivery import failure_hook, resolver
 from relay.dispatcher import Dispatcher
+from relay.due import DueRunner
+from relay.escalation import Escalations
 from relay.gateway import SignalGateway
+from relay.lifecycle import CaseLifecycle
 from relay.logs import get_logger
 from relay.loops import run_until_stopped
 from relay.officers import OfficerDesk
@@ -33,6 +38,7 @@ from relay.store.models import OutboxRow
 from relay.store.sealing import Sealer
 
 log = get_logger("app")
+TIMER_POLL_SECONDS = 30.0
 T = TypeVar("T")
 
 
@@ -48,6 +54,7 @@ class Relay:
     pump: OutboxPump
     receiver: Receiver
     catalog: Catalog
+    due: DueRunner
     _db: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "relay-db"))
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -75,6 +82,22 @@ class Relay:
         with self.sessions.begin() as s:
             self.dispatcher.reporters.sweep_expired(s, self.clock.now())
         return False
+
+    async def tick(self) -> int:
+        """Fire the timers due at the clock's `now` (the loop calls this; tests call it
+        after moving a fake clock). Returns how many fired."""
+        fired = int(await self.run_db(self.due.run_due, self.clock.now()))
+        if fired:
+            self.pump.wake.set()
+        return fired
+
+    async def _timers(self) -> None:
+        async def step() -> bool:
+            await self.tick()
+            return False
+
+        await run_until_stopped(step, asyncio.Event(), self._stop, name="timers",
+                                idle_poll=TIMER_POLL_SECONDS)
 
     async def _housekeeping(self) -> None:
         async def step() -> bool:
@@ -107,6 +130,7 @@ class Relay:
             asyncio.create_task(self.dispatcher.run(self._stop, self.run_db), name="dispatcher"),
             asyncio.create_task(self.pump.run(self._stop), name="outbox"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
+            asyncio.create_task(self._timers(), name="timers"),
         ]
         if self.cfg.signal.webhook_listen:
             self._webhook = await webhook.start(self.ingest_webhook,
@@ -147,8 +171,15 @@ def build(cfg: OrgConfig, keyring: Keyring, clock: Clock, *, database_url: str |
                             use_https=cfg.signal.connection == "https",
                             send_timeout=cfg.signal.send_timeout_seconds)
     ctx = FlowContext.from_config(cfg)
-    reporters = ReporterDesk(cfg, sealer, catalog, ctx)
-    officers = OfficerDesk(cfg, sealer, catalog)
+    checkin_policy = CheckinPolicy.from_config(cfg.checkins, cfg.organisation.timezone)
+    sla = SlaPolicy.from_config(cfg.escalation) if cfg.escalation.unclaimed else None
+    escalations = Escalations(cfg, sealer, catalog)
+    checkins = Checkins(cfg, sealer, catalog, checkin_policy, escalations)
+    lifecycle = CaseLifecycle(cfg, sealer, catalog, escalations, checkins,
+                              checkin_policy if cfg.checkins.enabled else None, sla)
+    due = DueRunner(sessions, checkins, escalations, sla)
+    reporters = ReporterDesk(cfg, sealer, catalog, ctx, lifecycle)
+    officers = OfficerDesk(cfg, sealer, catalog, lifecycle)
 
     dispatcher = Dispatcher(cfg, sessions, sealer, clock, reporters, officers, catalog)
     relay_ref: dict[str, Relay] = {}
@@ -159,10 +190,13 @@ def build(cfg: OrgConfig, keyring: Keyring, clock: Clock, *, database_url: str |
     def run_db(fn: Any, *args: Any) -> asyncio.Future[Any]:
         return relay_ref["relay"].run_db(fn, *args)
 
-    receiver = Receiver(gateway.receive_url, ingest, ping_interval=ping_interval)
+    # a silent socket is given up after one unanswered ping: detection scales with
+    # ping_interval (20 s + 20 s by default, as signalbot's websockets defaults)
+    receiver = Receiver(gateway.receive_url, ingest, ping_interval=ping_interval,
+                        ping_timeout=ping_interval)
     pump = OutboxPump(sessions, sealer, gateway, clock, resolver(cfg, sealer), run_db,
                       failure_hook(cfg, sealer, catalog))
     app = Relay(cfg, engine, sessions, sealer, clock, gateway, dispatcher, pump, receiver,
-                catalog)
+                catalog, due)
     relay_ref["relay"] = app
     return app

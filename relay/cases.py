@@ -162,6 +162,7 @@ def case_message_text(cfg: OrgConfig, cat: Catalog, ref: str, draft: Draft,
 class Created:
     case_id: str
     ref: str
+    row: Case
 
 
 def create_case(session: Session, sealer: Sealer, cfg: OrgConfig, cat: Catalog, draft: Draft,
@@ -185,7 +186,7 @@ def create_case(session: Session, sealer: Sealer, cfg: OrgConfig, cat: Catalog, 
         scope_id=routing.scope_id, category_id=draft.category or "other",
         help_kind=draft.help_kind or "", named=bool(draft.named),
         immediate_review=bool(category and category.immediate_review),
-        checkin_ok=bool(draft.checkin_ok), claimed_by=None, closed_at=None,
+        checkin_ok=bool(draft.checkin_ok), claimed_by=None, closed_at=None, safe=draft.safe,
         kek_id=rk.kek_id, dek_wrapped=rk.wrapped,
         details_sealed=sealer.seal_json(rk.dek, CASES, case_id, "details", details),
     )
@@ -209,7 +210,7 @@ def create_case(session: Session, sealer: Sealer, cfg: OrgConfig, cat: Catalog, 
     ), key=f"receipt:{case_id}", now=now)
     audit.append(session, "case.created", now, case_ref=ref, actor_ref="reporter",
                  outbox_id=None)
-    return Created(case_id, ref)
+    return Created(case_id, ref, row)
 
 
 def deliver_to_scope(session: Session, sealer: Sealer, cfg: OrgConfig, case: CaseView,

@@ -73,8 +73,10 @@ def failure_hook(cfg: OrgConfig, sealer: Sealer, catalog: Catalog) -> FailureHoo
         now = sealer.now()
         who = _who(cfg, catalog, s, item, member)
         subject = member or item.ref or item.case_id or item.id
+        cases = (item.case_id,) if item.case_id else ()
         if failure is SendFailure.UNTRUSTED:
-            alert(s, sealer, cfg, catalog, "alert_held_untrusted", now, subject=subject, who=who)
+            alert(s, sealer, cfg, catalog, "alert_held_untrusted", now, subject=subject,
+                  cases=cases, who=who)
         elif failure is SendFailure.UNREGISTERED:
             reporter = item.kind is RecipientKind.REPORTER and member is None
             if reporter and item.case_id is not None:
@@ -82,10 +84,10 @@ def failure_hook(cfg: OrgConfig, sealer: Sealer, catalog: Catalog) -> FailureHoo
                           .values(checkin_ok=False))
             detail = catalog.render("alert_unreachable_reporter" if reporter
                                     else "alert_unreachable_officer")
-            alert(s, sealer, cfg, catalog, "alert_unreachable", now, subject=subject, who=who,
-                  detail=detail)
+            alert(s, sealer, cfg, catalog, "alert_unreachable", now, subject=subject,
+                  cases=cases, who=who, detail=detail)
         elif status is Status.FAILED:
-            alert(s, sealer, cfg, catalog, "alert_send_failed", now, subject=subject, who=who,
-                  attempts=item.attempts)
+            alert(s, sealer, cfg, catalog, "alert_send_failed", now, subject=subject,
+                  cases=cases, who=who, attempts=item.attempts)
 
     return hook

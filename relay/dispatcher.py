@@ -19,6 +19,7 @@ from handlers.events import (
     ErrorFrame,
     GroupUpdateEvent,
     InboundEvent,
+    ReactionEvent,
     SyncTranscript,
     TextMessage,
 )
@@ -26,7 +27,7 @@ from handlers.flows.catalog import Catalog
 from relay import audit, inbox
 from relay.alerts import alert
 from relay.clock import Clock
-from relay.config import OrgConfig
+from relay.config import OrgConfig, Role
 from relay.logs import get_logger
 from relay.loops import run_until_stopped
 from relay.officers import OfficerDesk, Where
@@ -97,6 +98,8 @@ class Dispatcher:
             raise inbox.QuarantineNowError  # kept sealed for review; never a message
         if isinstance(event, TextMessage):
             self._text(s, event, now, key)
+        elif isinstance(event, ReactionEvent):
+            self._reaction(s, event, now, key)
         elif isinstance(event, GroupUpdateEvent):
             audit.append(s, "group.updated", now)
         elif isinstance(event, SyncTranscript):
@@ -107,6 +110,24 @@ class Dispatcher:
         # reactions, deletes, edits, identity events and sync transcripts are handled by
         # later issues (claiming, edits, alerts); they are stored in the inbox regardless.
 
+    def _where(self, group_id: str | None) -> Where | None:
+        """Which of our places a message came from; None for a group that is not ours."""
+        if group_id is None:
+            return Where(scope=None, dm=True)
+        public = public_group_id(group_id)
+        if self._cfg.coordination.group_id == public:
+            return Where(scope=None, dm=False, coordination=True)
+        scope = self._cfg.team_scope_for_group(public)
+        return Where(scope=scope, dm=False) if scope is not None else None
+
+    def _reaction(self, s: Session, ev: ReactionEvent, now: datetime, key: str) -> None:
+        officer = self._cfg.officer_by_aci(ev.sender.aci)
+        where = self._where(ev.group_id)
+        if officer is None or where is None:
+            return
+        self._officers.react(s, ev, officer, where, now, bot_aci=self._cfg.signal.bot_aci,
+                             key=key)
+
     def _text(self, s: Session, ev: TextMessage, now: datetime, key: str) -> None:
         if ev.sender.aci == (self._cfg.signal.bot_aci or "") or (
             ev.sender.number is not None and ev.sender.number == self._cfg.signal.bot_number
@@ -115,11 +136,13 @@ class Dispatcher:
         officer = self._cfg.officer_by_aci(ev.sender.aci)
         bot_aci, bot_number = self._cfg.signal.bot_aci, self._cfg.signal.bot_number
         if ev.group_id is not None:
-            scope = self._cfg.team_scope_for_group(public_group_id(ev.group_id))
-            if scope is None:
-                return  # not one of our officer groups
-            where = Where(scope=scope, dm=False)
-            if officer is not None and officer.id in scope.officers:
+            where = self._where(ev.group_id)
+            if where is None:
+                return  # not one of our groups
+            allowed = officer is not None and (
+                (where.scope is not None and officer.id in where.scope.officers)
+                or (where.coordination and Role.COORDINATOR in officer.roles))
+            if officer is not None and allowed:
                 self._officers.handle(s, ev, officer, where, now, bot_aci=bot_aci,
                                       bot_number=bot_number, key=key)
             else:

@@ -13,12 +13,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handlers.events import TextMessage
+from handlers.events import ReactionEvent, TextMessage
 from handlers.flows.catalog import Catalog
 from handlers.flows.text import clean_text, quote_block
 from relay import audit
 from relay.cases import CaseView, add_message, case_by_ref, open_case, reporter_of
-from relay.config import Officer, OrgConfig, Scope
+from relay.config import Officer, OrgConfig, Role, Scope
+from relay.lifecycle import CaseLifecycle
 from relay.outbox import Message, RecipientKind, enqueue
 from relay.refs import parse_ref
 from relay.scopes import Target, members, targets
@@ -30,10 +31,11 @@ MAX_REPLY = 4000
 
 @dataclass(frozen=True)
 class Where:
-    """Where an officer wrote: a scope's group, or a DM."""
+    """Where an officer wrote: a scope's group, the coordinators' group, or a DM."""
 
     scope: Scope | None  # the team scope whose group it is, None for a DM
     dm: bool
+    coordination: bool = False
 
     @property
     def map_key(self) -> str | None:
@@ -41,15 +43,19 @@ class Where:
 
 
 class OfficerDesk:
-    def __init__(self, cfg: OrgConfig, sealer: Sealer, catalog: Catalog) -> None:
+    def __init__(self, cfg: OrgConfig, sealer: Sealer, catalog: Catalog,
+                 lifecycle: CaseLifecycle | None = None) -> None:
         self._cfg = cfg
         self._sealer = sealer
         self._cat = catalog
+        self._lifecycle = lifecycle
 
     # -- answering the officer ---------------------------------------------------------
     def _answer(self, s: Session, officer: Officer | None, where: Where, text: str,
                 now: datetime, key: str) -> None:
-        if where.scope is not None:
+        if where.coordination:
+            msg = Message(RecipientKind.COORDINATION, text, "officer_ack")
+        elif where.scope is not None:
             msg = Message(RecipientKind.GROUP, text, "officer_ack", ref=where.scope.id)
         elif officer is not None:
             msg = Message(RecipientKind.OFFICER, text, "officer_ack", ref=officer.id)
@@ -95,10 +101,8 @@ class OfficerDesk:
 
     def refuse_stranger(self, s: Session, ev: TextMessage, where: Where, now: datetime,
                         key: str) -> None:
-        if (ev.text or "").lstrip().startswith("/") and where.scope is not None:
-            enqueue(s, self._sealer, Message(
-                RecipientKind.GROUP, self._cat.render("officer_not_registered"), "refusal",
-                ref=where.scope.id), key=key, now=now)
+        if (ev.text or "").lstrip().startswith("/") and not where.dm:
+            self._answer(s, None, where, self._cat.render("officer_not_registered"), now, key)
             audit.append(s, "officer.refused", now, actor_ref="unknown")
 
     # -- commands -----------------------------------------------------------------------
@@ -119,11 +123,74 @@ class OfficerDesk:
                              self._cat.render("officer_unknown_case", ref=ref), now, key)
                 return
             self._reply(s, case, officer, where, body.strip(), now, key)
+        elif word in ("/claim", "/unclaim", "/close", "/ack"):
+            self._case_command(s, word, rest.strip(), officer, where, now, key)
         elif word in ("/help", "/start"):
             self._answer(s, officer, where, self._cat.render("officer_help"), now, key)
         else:
             self._answer(s, officer, where, self._cat.render("officer_unknown_command"), now,
                          key)
+
+    def _case_command(self, s: Session, word: str, rest: str, officer: Officer, where: Where,
+                      now: datetime, key: str) -> None:
+        ref_text, _, extra = rest.partition(" ")
+        ref = parse_ref(ref_text)
+        if ref is None or self._lifecycle is None:
+            self._answer(s, officer, where,
+                         self._cat.render("officer_usage_ref", command=word), now, key)
+            return
+        row = s.scalar(select(Case).where(Case.ref == ref))
+        if word == "/ack":
+            if Role.COORDINATOR not in officer.roles:
+                self._answer(s, officer, where, self._cat.render("officer_not_coordinator"),
+                             now, key)
+            elif row is None:
+                self._answer(s, officer, where,
+                             self._cat.render("officer_unknown_case", ref=ref), now, key)
+            else:
+                self._lifecycle.acknowledge(s, row, officer, now)
+                self._answer(s, officer, where, self._cat.render("officer_acked", ref=ref),
+                             now, key)
+            return
+        case = open_case(self._sealer, row) if row is not None else None
+        if row is None or case is None or not self._may_act(case, officer, where):
+            self._answer(s, officer, where, self._cat.render("officer_unknown_case", ref=ref),
+                         now, key)
+            return
+        if word == "/claim":
+            self.claim(s, row, officer, where, now, key,
+                       show_name=extra.strip().lower() == "show")
+        elif word == "/unclaim":
+            self._lifecycle.unclaim(s, row, officer, now, key)
+        else:
+            self._lifecycle.close(s, row, officer, now, key)
+
+    def claim(self, s: Session, row: Case, officer: Officer, where: Where, now: datetime,
+              key: str, *, show_name: bool = False) -> None:
+        if self._lifecycle is None:
+            return
+        if row.claimed_by is not None and row.claimed_by != officer.id:
+            holder = next((o.display_name for o in self._cfg.officers
+                           if o.id == row.claimed_by), row.claimed_by)
+            self._answer(s, officer, where, self._cat.render(
+                "officer_already_claimed", ref=row.ref, name=holder), now, key)
+            return
+        if row.claimed_by != officer.id:
+            self._lifecycle.claim(s, row, officer, now, key, show_name=show_name)
+
+    def react(self, s: Session, ev: ReactionEvent, officer: Officer, where: Where,
+              now: datetime, *, bot_aci: str | None, key: str) -> None:
+        """A reaction on the bot's case message claims the case (removing it does nothing)."""
+        if ev.is_remove or (bot_aci is not None and ev.target_author_uuid != bot_aci):
+            return
+        dest = where.map_key if where.scope is not None else officer.id
+        case_id = s.scalar(select(SentMap.case_id).where(
+            SentMap.destination == dest, SentMap.signal_timestamp == ev.target_timestamp))
+        row = s.get(Case, case_id) if case_id else None
+        if row is None or row.status == "closed":
+            return
+        if self._may_act(open_case(self._sealer, row), officer, where):
+            self.claim(s, row, officer, where, now, key)
 
     def _may_act(self, case: CaseView, officer: Officer, where: Where) -> bool:
         if officer.id not in members(self._cfg, case.routing):

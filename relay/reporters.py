@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -25,8 +25,10 @@ from relay.cases import (
     add_message,
     create_case,
     deliver_to_scope,
+    open_case,
     open_cases_of,
 )
+from relay.checkins import Answer, parse_answer
 from relay.config import OrgConfig
 from relay.outbox import Message, RecipientKind, enqueue
 from relay.scopes import NoRecipientError
@@ -37,13 +39,23 @@ TABLE = "conversations"
 MAX_TEXT = intake.MAX_PART_CHARS * 2  # the flow cuts at MAX_PART_CHARS and says so
 
 
+class CaseHooks(Protocol):
+    """What happens around a case besides the conversation: timers, escalations."""
+
+    def after_create(self, s: Session, case: Case, who: str | None, now: datetime) -> None: ...
+
+    def checkin_answer(self, s: Session, case: Case, answer: Answer, reporter_aci: str,
+                       now: datetime, key: str) -> None: ...
+
+
 class ReporterDesk:
     def __init__(self, cfg: OrgConfig, sealer: Sealer, catalog: Catalog,
-                 ctx: FlowContext) -> None:
+                 ctx: FlowContext, hooks: CaseHooks | None = None) -> None:
         self._cfg = cfg
         self._sealer = sealer
         self._cat = catalog
         self._ctx = ctx
+        self._hooks = hooks
 
     # -- persistence ----------------------------------------------------------------------
     def _load(self, conv: Conversation) -> dict[str, Any]:
@@ -93,6 +105,10 @@ class ReporterDesk:
         inp = IntakeInput(text, notes)
         bidx = self._sealer.reporter_index(who.aci)
         conv = s.scalar(select(Conversation).where(Conversation.reporter_bidx == bidx))
+        if conv is not None and conv.flow == "checkin":
+            if self._checkin_reply(s, conv, inp, who, now, key):
+                return
+            conv = None  # answered with something else: handled as a normal message
         if conv is not None and conv.flow == "intake":
             data = self._load(conv)
             result = intake.step(intake.IntakeState(conv.state), Draft.from_json(data["draft"]),
@@ -111,6 +127,22 @@ class ReporterDesk:
             self._cat,
         )
         self._after_router(s, conv, bidx, decision, cases, inp, who, now, key)
+
+    def _checkin_reply(self, s: Session, conv: Conversation, inp: IntakeInput,
+                       who: ReporterAddress, now: datetime, key: str) -> bool:
+        """An answer to the last check-in. True when it was one (or went to its case)."""
+        ref = self._load(conv).get("case")
+        s.execute(delete(Conversation).where(Conversation.id == conv.id))
+        case_row = s.scalar(select(Case).where(Case.ref == ref)) if ref else None
+        if case_row is None or case_row.status == "closed" or self._hooks is None:
+            return False
+        answer = parse_answer(inp.text or "") if not inp.attachments else None
+        if answer is not None:
+            self._hooks.checkin_answer(s, case_row, answer, who.aci, now, key)
+            return True
+        case = open_case(self._sealer, case_row)
+        self._relay_followup(s, case, inp.text or "", inp.attachments, who, now, key)
+        return True
 
     def _case_label(self, case: CaseView) -> str:
         return self._cat.render("reporter_case_label", ref=case.ref)
@@ -181,6 +213,8 @@ class ReporterDesk:
             if conv is not None:
                 s.execute(delete(Conversation).where(Conversation.id == conv.id))
             self._reply(s, who, result.replies, now, key, case_id=created.case_id)
+            if self._hooks is not None:
+                self._hooks.after_create(s, created.row, result.draft.who, now)
             return
         if result.outcome in (Outcome.CANCELLED, Outcome.EXPIRED):
             if conv is not None:

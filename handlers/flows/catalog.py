@@ -246,6 +246,36 @@ DEFAULT_TEXTS: dict[str, str] = {
     ),
     "officer_unknown_command": "I don't know that command. Send /help for the list.",
     "officer_not_registered": "Only registered officers can give commands here.",
+    "officer_claimed": "{name} has taken case {ref}.",
+    "officer_unclaimed": "{name} has let go of case {ref}; it needs someone to take it.",
+    "officer_already_claimed": "Case {ref} is already taken by {name}.",
+    "officer_closed": "{name} closed case {ref}.",
+    "officer_usage_ref": "Usage: {command} K7F-3Q",
+    "officer_acked": "Acknowledged: alerts for {ref} stop.",
+    "officer_not_coordinator": "Only coordinators can acknowledge alerts.",
+    "officer_update_requested": "The reporter of {ref} would like an update.",
+    "officer_support_requested": (
+        "The reporter of {ref} says they need support now. Please reach out to them."
+    ),
+    "reporter_claimed": "Someone from the team has picked up your report {ref}.",
+    "reporter_claimed_named": "{name} from the team has picked up your report {ref}.",
+    "reporter_closed": (
+        "Your report {ref} has been closed by the team. Check-ins stop now. You can still "
+        "write here at any time."
+    ),
+    # Check-ins: neutral enough to read over someone's shoulder.
+    "checkin_question": (
+        "Hi, just checking in. How are you doing?\n"
+        "1. I'm okay\n2. I'd like an update\n3. I need support now\n"
+        "4. Pause these messages\n5. Stop these messages"
+    ),
+    "checkin_ok": "Thank you for letting us know.",
+    "checkin_update": "Thanks. We've asked the team to send you an update.",
+    "checkin_support": (
+        "We've told the team you need support now; someone will reach out to you here."
+    ),
+    "checkin_paused": "Okay, no more check-ins for a while.",
+    "checkin_stopped": "Okay, no more check-ins. You can still write here at any time.",
     # Alerts to coordinators: never report text, never who reported.
     "alert_held_untrusted": (
         "relay alert: messages to {who} are on hold because their Signal safety number "
@@ -268,6 +298,24 @@ DEFAULT_TEXTS: dict[str, str] = {
         "relay alert: the bot's Signal account sent a message from another device. The "
         "bot number must not be linked to a phone or computer: check linked devices now."
     ),
+    "alert_immediate_review": (
+        "relay alert: case {ref} needs immediate review (its category is marked for "
+        "immediate review). Scope: {scope}. Age: {age}. Claimed: {claimed}."
+    ),
+    "alert_distress": (
+        "relay alert: the reporter of case {ref} says they are not safe or need support "
+        "now. Scope: {scope}. Age: {age}. Claimed: {claimed}."
+    ),
+    "alert_unclaimed": (
+        "relay alert: no officer has claimed case {ref} yet. Scope: {scope}. Age: {age}. "
+        "Send /ack {ref} once you have it in hand."
+    ),
+    "alert_same_person": (
+        "relay alert: two open cases may concern the same person: {ref} and {other}. "
+        "A person should compare them; relay has told nobody else."
+    ),
+    "alert_claimed_yes": "yes",
+    "alert_claimed_no": "no",
     "alert_who_reporter": "the reporter of {ref}",
     "alert_who_officer": "{name}",
     "alert_who_group": "the group of {scope}",

@@ -218,6 +218,42 @@ class Retention(_Strict):
     epoch: str = Field(default="quarter", pattern=r"^(month|quarter|year)$")
 
 
+CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class Checkins(_Strict):
+    """Neutral check-ins with reporters who agreed to them at intake."""
+
+    enabled: bool = True
+    offsets_days: tuple[int, ...] = Field(default=(1, 3, 7, 14), min_length=1)
+    repeat_days: int = Field(default=14, ge=1, le=365)
+    quiet_start: str = Field(default="21:00", pattern=CLOCK_TIME,
+                             description="no check-in after this local time (HH:MM)")
+    quiet_end: str = Field(default="09:00", pattern=CLOCK_TIME,
+                           description="... nor before this local time (HH:MM)")
+    pause_days: int = Field(default=14, ge=1, le=365)
+
+    @field_validator("offsets_days")
+    @classmethod
+    def _increasing(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(v < 1 for v in value) or list(value) != sorted(set(value)):
+            raise ValueError("expected increasing whole days, each at least 1, e.g. [1, 3, 7]")
+        return value
+
+
+class Escalation(_Strict):
+    """When coordinators are alerted. Alerts carry no report text and no identities."""
+
+    immediate_review: bool = True
+    reporter_distress: bool = True
+    unclaimed: bool = True
+    same_person: bool = True
+    sla_hours: float = Field(default=24, gt=0, le=24 * 30)
+    immediate_sla_hours: float = Field(default=2, gt=0, le=24 * 30)
+    realert_hours: float = Field(default=12, gt=0, le=24 * 30)
+    immediate_realert_hours: float = Field(default=2, gt=0, le=24 * 30)
+
+
 def _default_help_kinds() -> tuple[HelpKind, ...]:
     return (
         HelpKind(id="support", label="Support",
@@ -241,6 +277,8 @@ class OrgConfig(_Strict):
     intake: Intake = Intake()
     retention: Retention = Retention()
     coordination: Coordination = Coordination()
+    checkins: Checkins = Checkins()
+    escalation: Escalation = Escalation()
     officers: tuple[Officer, ...] = Field(min_length=1)
     scopes: tuple[Scope, ...] = Field(min_length=1)
     help_kinds: tuple[HelpKind, ...] = Field(default_factory=_default_help_kinds, min_length=1)

@@ -95,6 +95,11 @@ class Case(Base):
     immediate_review: Mapped[bool] = mapped_column(Boolean, default=False)
     checkin_ok: Mapped[bool] = mapped_column(Boolean, default=False)
     claimed_by: Mapped[str | None] = mapped_column(String(40))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # a coordinator's /ack
+    safe: Mapped[bool | None] = mapped_column(Boolean)
+    # keyed blind index of "who was involved" (canonicalised), for the same-person rule
+    who_bidx: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     kek_id: Mapped[str] = mapped_column(String(32), index=True)
     dek_wrapped: Mapped[bytes] = mapped_column(LargeBinary)
@@ -191,6 +196,23 @@ class AuditEntry(Base):
     outbox_id: Mapped[str | None] = mapped_column(String(36))
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class Timer(Base):
+    """Check-ins and escalations are rows with a due time, run by `run_due(now)`."""
+
+    __tablename__ = "timers"
+    __table_args__ = (Index("ix_timers_status_due", "status", "due_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    key: Mapped[str] = mapped_column(String(96), unique=True)  # kind:case:n, fires once
+    kind: Mapped[str] = mapped_column(String(16))  # checkin | sla
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))  # pending | done | cancelled
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Counter(Base):

@@ -92,5 +92,9 @@ class Sealer:
     def reporter_index(self, aci: str) -> bytes:
         return blind_index(self._keyring, "aci", aci)
 
+    def name_index(self, name: str) -> bytes:
+        """Blind index of a person's name as a reporter typed it (NFKC, casefolded)."""
+        return blind_index(self._keyring, "name", name)
+
     def dedupe(self, *parts: str) -> bytes:
         return dedupe_key(self._keyring, *parts)
