@@ -11,7 +11,7 @@ import pytest
 
 from keys import Keyring, init_keys_dir
 from relay.app import Relay, build
-from relay.clock import SystemClock
+from relay.clock import Clock, SystemClock
 from relay.sandbox import Phone, Received
 from relay.sandbox_org import SandboxOrg, start_sandbox_org
 
@@ -27,11 +27,14 @@ class Running:
     restarts: int = 0
     stopped: bool = False
     extra: list[Relay] = field(default_factory=list)
+    clock: Clock = field(default_factory=SystemClock)
+    ping_interval: float = 20.0
 
     async def restart(self) -> None:
         await self.relay.stop()
         self.relay = build(self.org.cfg, Keyring.load(self.org.cfg.keys.directory),
-                           SystemClock(), database_url=self.db_url)
+                           self.clock, database_url=self.db_url,
+                           ping_interval=self.ping_interval)
         await self.relay.start()
         await self.org.sandbox.wait_for_subscriber()
         self.restarts += 1
@@ -50,15 +53,22 @@ Starter = Callable[..., Awaitable[Running]]
 async def start_org(tmp_path: Path, db_url: str) -> AsyncIterator[Starter]:
     running: list[Running] = []
 
-    async def start(example: str = "mpp", *, webhook: bool = False) -> Running:
+    async def start(example: str = "mpp", *, webhook: bool = False, clock: Clock | None = None,
+                    ping_interval: float = 20.0, send_timeout: float | None = None) -> Running:
+        """A running relay on a sandbox organisation. Fault tests may inject a clock (the
+        outbox's back-off and hold times follow it), a websocket ping interval, and the
+        gateway's send timeout (`signal.send_timeout_seconds`)."""
         org = await start_sandbox_org(example, tmp_path / example, database_url=db_url,
                                       webhook=webhook)
-        keyring = init_keys_dir(org.cfg.keys.directory, SystemClock().now(),
-                                org.cfg.retention.epoch)
-        relay = build(org.cfg, keyring, SystemClock(), database_url=db_url)
+        if send_timeout is not None:
+            signal = org.cfg.signal.model_copy(update={"send_timeout_seconds": send_timeout})
+            org.cfg = org.cfg.model_copy(update={"signal": signal})
+        clock = clock or SystemClock()
+        keyring = init_keys_dir(org.cfg.keys.directory, clock.now(), org.cfg.retention.epoch)
+        relay = build(org.cfg, keyring, clock, database_url=db_url, ping_interval=ping_interval)
         await relay.start()
         await org.sandbox.wait_for_subscriber()
-        run = Running(org, keyring, db_url, relay)
+        run = Running(org, keyring, db_url, relay, clock=clock, ping_interval=ping_interval)
         running.append(run)
         return run
 
