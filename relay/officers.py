@@ -7,6 +7,7 @@ Anyone not on the allow-list gets a short refusal for a command and is otherwise
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,6 +43,21 @@ class Where:
         return self.scope.group_id if self.scope else None
 
 
+@dataclass(frozen=True)
+class Call:
+    """One command from an allow-listed officer, with where it came from."""
+
+    s: Session
+    officer: Officer
+    where: Where
+    args: str
+    now: datetime
+    key: str
+
+
+Handler = Callable[[Call], None]
+
+
 class OfficerDesk:
     def __init__(self, cfg: OrgConfig, sealer: Sealer, catalog: Catalog,
                  lifecycle: CaseLifecycle | None = None) -> None:
@@ -49,6 +65,20 @@ class OfficerDesk:
         self._sealer = sealer
         self._cat = catalog
         self._lifecycle = lifecycle
+        self.commands: dict[str, Handler] = {
+            "/reply": self._cmd_reply,
+            "/help": self._cmd_help,
+            "/start": self._cmd_help,
+            **{name: self._case_cmd(name) for name in ("/claim", "/unclaim", "/close", "/ack")},
+        }
+
+    def register(self, name: str, handler: Handler) -> None:
+        """Add a command (e.g. the moderation ledger's). Names are lowercase, start with /."""
+        self.commands[name] = handler
+
+    def answer(self, call: Call, text: str) -> None:
+        """Answer an officer where they wrote (the group, or their DM)."""
+        self._answer(call.s, call.officer, call.where, text, call.now, f"{call.key}:ans")
 
     # -- answering the officer ---------------------------------------------------------
     def _answer(self, s: Session, officer: Officer | None, where: Where, text: str,
@@ -109,27 +139,44 @@ class OfficerDesk:
     def _command(self, s: Session, text: str, officer: Officer, where: Where, now: datetime,
                  key: str) -> None:
         word, _, rest = text.partition(" ")
-        word = word.lower()
-        if word == "/reply":
-            ref_text, _, body = rest.strip().partition(" ")
-            ref = parse_ref(ref_text)
-            if ref is None or not body.strip():
-                self._answer(s, officer, where, self._cat.render("officer_usage_reply"), now,
-                             key)
-                return
-            case = case_by_ref(s, self._sealer, ref)
-            if case is None or not self._may_act(case, officer, where):
-                self._answer(s, officer, where,
-                             self._cat.render("officer_unknown_case", ref=ref), now, key)
-                return
-            self._reply(s, case, officer, where, body.strip(), now, key)
-        elif word in ("/claim", "/unclaim", "/close", "/ack"):
-            self._case_command(s, word, rest.strip(), officer, where, now, key)
-        elif word in ("/help", "/start"):
-            self._answer(s, officer, where, self._cat.render("officer_help"), now, key)
-        else:
+        handler = self.commands.get(word.lower())
+        if handler is None:
             self._answer(s, officer, where, self._cat.render("officer_unknown_command"), now,
                          key)
+            return
+        handler(Call(s, officer, where, rest.strip(), now, key))
+
+    def _cmd_help(self, call: Call) -> None:
+        self.answer(call, self._cat.render("officer_help"))
+
+    def _cmd_reply(self, call: Call) -> None:
+        ref_text, _, body = call.args.partition(" ")
+        ref = parse_ref(ref_text)
+        if ref is None or not body.strip():
+            self.answer(call, self._cat.render("officer_usage_reply"))
+            return
+        case = case_by_ref(call.s, self._sealer, ref)
+        if case is None or not self._may_act(case, call.officer, call.where):
+            self.answer(call, self._cat.render("officer_unknown_case", ref=ref))
+            return
+        self._reply(call.s, case, call.officer, call.where, body.strip(), call.now, call.key)
+
+    def _case_cmd(self, name: str) -> Handler:
+        def run(call: Call) -> None:
+            self._case_command(call.s, name, call.args, call.officer, call.where, call.now,
+                               call.key)
+
+        return run
+
+    def case_for(self, call: Call, ref_text: str) -> tuple[Case, CaseView] | None:
+        """The case an officer may act on, or None after telling them why not."""
+        ref = parse_ref(ref_text)
+        row = call.s.scalar(select(Case).where(Case.ref == ref)) if ref else None
+        case = open_case(self._sealer, row) if row is not None else None
+        if row is None or case is None or not self._may_act(case, call.officer, call.where):
+            self.answer(call, self._cat.render("officer_unknown_case", ref=ref or ref_text[:8]))
+            return None
+        return row, case
 
     def _case_command(self, s: Session, word: str, rest: str, officer: Officer, where: Where,
                       now: datetime, key: str) -> None:
