@@ -17,6 +17,7 @@ from handlers.flows.intake import FlowContext
 from handlers.flows.schedule import CheckinPolicy, SlaPolicy
 from keys import Keyring
 from relay import inbox, webhook
+from relay.case_commands import CaseCommands
 from relay.checkins import Checkins
 from relay.clock import Clock
 from relay.config import OrgConfig
@@ -180,6 +181,7 @@ def build(cfg: OrgConfig, keyring: Keyring, clock: Clock, *, database_url: str |
     due = DueRunner(sessions, checkins, escalations, sla)
     reporters = ReporterDesk(cfg, sealer, catalog, ctx, lifecycle)
     officers = OfficerDesk(cfg, sealer, catalog, lifecycle)
+    CaseCommands(cfg, sealer, catalog, officers, lifecycle)
 
     dispatcher = Dispatcher(cfg, sessions, sealer, clock, reporters, officers, catalog)
     relay_ref: dict[str, Relay] = {}

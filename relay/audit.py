@@ -55,6 +55,12 @@ def append(
     session.flush()
 
 
+def count(session: Session) -> int:
+    from sqlalchemy import func
+
+    return session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+
+
 def verify(session: Session) -> list[str]:
     """Recompute the chain from genesis. Empty list means intact."""
     problems: list[str] = []

@@ -228,3 +228,35 @@ def _unique_ref(session: Session) -> str:
         if session.scalar(select(Case.id).where(Case.ref == ref)) is None:
             return ref
     raise IntegrityError("no free case reference", params=None, orig=Exception("ref"))
+
+
+def remember_choice(s: Session, sealer: Sealer, aci: str, ref: str, options: list[str],
+                    now: datetime) -> None:
+    """Wait for a reporter's pick of a new officer (after a recusal), sealed like any
+    conversation; it replaces whatever they were doing outside an intake."""
+    from relay.store.models import Conversation
+
+    bidx = sealer.reporter_index(aci)
+    existing = s.scalar(select(Conversation).where(Conversation.reporter_bidx == bidx))
+    if existing is not None:
+        if existing.flow == "intake":
+            return  # never interrupt a report in progress; the officers can /handoff
+        s.delete(existing)
+        s.flush()
+    conv_id = str(uuid.uuid4())
+    rk = sealer.new_record("conversations", conv_id)
+    s.add(Conversation(
+        id=conv_id, reporter_bidx=bidx, flow="choose", state="officer", created_at=now,
+        updated_at=now, version=1, kek_id=rk.kek_id, dek_wrapped=rk.wrapped,
+        data_sealed=sealer.seal_json(rk.dek, "conversations", conv_id, "data",
+                                     {"case": ref, "options": options}),
+        address_sealed=sealer.seal_json(rk.dek, "conversations", conv_id, "address",
+                                        ReporterAddress(aci, None, None).to_json()),
+    ))
+
+
+def save_routing(sealer: Sealer, row: Case, view: CaseView, routing: Routing) -> None:
+    """Re-seal a case's details with new routing (recusal, a reporter's new choice)."""
+    details = dict(view.details)
+    details["routing"] = routing.to_json()
+    row.details_sealed = sealer.seal_json(view.dek, CASES, row.id, "details", details)

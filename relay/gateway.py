@@ -17,6 +17,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import ValidationError
 from signalbot import LOGGER_NAME, Config, SendMessage, SignalBot, SignalBotError
 from signalbot.client import ConnectionMode
+from signalbot.messages import SentMessage
 
 from relay.logs import quiet_signalbot
 
@@ -35,10 +36,14 @@ class SendFailure(StrEnum):
 
 
 class SendError(Exception):
-    def __init__(self, failure: SendFailure, status: int | None = None) -> None:
+    def __init__(self, failure: SendFailure, status: int | None = None,
+                 late: asyncio.Future[Sent | None] | None = None) -> None:
         super().__init__(failure.value)
         self.failure = failure
         self.status = status
+        # A send that timed out is left open (F19): it may still be delivered, and `late`
+        # resolves to its result if the REST API answers after all (None if it never does).
+        self.late = late
 
 
 class ServiceCheckError(Exception):
@@ -171,10 +176,19 @@ class SignalGateway:
         message = SendMessage(
             text=text, quote_timestamp=quote_timestamp, quote_author=quote_author
         )
+        request = asyncio.ensure_future(self.bot.messages.send(message, recipient))
         try:
-            sent = await asyncio.wait_for(
-                self.bot.messages.send(message, recipient), timeout=self._send_timeout
-            )
+            await asyncio.wait({request}, timeout=self._send_timeout)
+        except asyncio.CancelledError:
+            request.cancel()
+            raise
+        if not request.done():
+            # A hung /v2/send has usually been sent by signal-cli already (WIRE F19): do not
+            # cancel it, so that a late answer can still be recorded instead of re-sending.
+            raise SendError(SendFailure.UNAVAILABLE, late=asyncio.ensure_future(
+                self._late(request)))
+        try:
+            sent = request.result()
         except TimeoutError:
             raise SendError(SendFailure.UNAVAILABLE) from None
         except ValidationError:
@@ -185,6 +199,14 @@ class SignalGateway:
             if error.status != 400 or recipient.startswith("group."):
                 raise error from None
             return await self._diagnose(recipient, message)
+        return Sent(sent.timestamp, self._undelivered.take(sent.timestamp))
+
+    async def _late(self, request: asyncio.Future[SentMessage]) -> Sent | None:
+        """The result of a timed-out send if it is answered after all; errors are None."""
+        try:
+            sent = await request
+        except Exception:
+            return None
         return Sent(sent.timestamp, self._undelivered.take(sent.timestamp))
 
     async def _diagnose(self, recipient: str, message: SendMessage) -> Sent:

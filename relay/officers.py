@@ -156,7 +156,7 @@ class OfficerDesk:
             self.answer(call, self._cat.render("officer_usage_reply"))
             return
         case = case_by_ref(call.s, self._sealer, ref)
-        if case is None or not self._may_act(case, call.officer, call.where):
+        if case is None or not self.may_act(case, call.officer, call.where):
             self.answer(call, self._cat.render("officer_unknown_case", ref=ref))
             return
         self._reply(call.s, case, call.officer, call.where, body.strip(), call.now, call.key)
@@ -173,7 +173,7 @@ class OfficerDesk:
         ref = parse_ref(ref_text)
         row = call.s.scalar(select(Case).where(Case.ref == ref)) if ref else None
         case = open_case(self._sealer, row) if row is not None else None
-        if row is None or case is None or not self._may_act(case, call.officer, call.where):
+        if row is None or case is None or not self.may_act(case, call.officer, call.where):
             self.answer(call, self._cat.render("officer_unknown_case", ref=ref or ref_text[:8]))
             return None
         return row, case
@@ -200,7 +200,7 @@ class OfficerDesk:
                              now, key)
             return
         case = open_case(self._sealer, row) if row is not None else None
-        if row is None or case is None or not self._may_act(case, officer, where):
+        if row is None or case is None or not self.may_act(case, officer, where):
             self._answer(s, officer, where, self._cat.render("officer_unknown_case", ref=ref),
                          now, key)
             return
@@ -236,10 +236,10 @@ class OfficerDesk:
         row = s.get(Case, case_id) if case_id else None
         if row is None or row.status == "closed":
             return
-        if self._may_act(open_case(self._sealer, row), officer, where):
+        if self.may_act(open_case(self._sealer, row), officer, where):
             self.claim(s, row, officer, where, now, key)
 
-    def _may_act(self, case: CaseView, officer: Officer, where: Where) -> bool:
+    def may_act(self, case: CaseView, officer: Officer, where: Where) -> bool:
         if officer.id not in members(self._cfg, case.routing):
             return False
         if where.scope is not None:  # in a group: only that case's own team group
@@ -248,7 +248,7 @@ class OfficerDesk:
 
     def _reply(self, s: Session, case: CaseView, officer: Officer, where: Where, body: str,
                now: datetime, key: str) -> None:
-        if case.status == "closed" or not self._may_act(case, officer, where):
+        if case.status == "closed" or not self.may_act(case, officer, where):
             self._answer(s, officer, where,
                          self._cat.render("officer_unknown_case", ref=case.ref), now, key)
             return

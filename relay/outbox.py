@@ -9,6 +9,7 @@ send and the commit can resend, and a resend to officers is marked as a possible
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import uuid
 from collections.abc import Callable
@@ -152,6 +153,7 @@ class OutboxPump:
         self._on_failure = on_failure
         self.wake = asyncio.Event()
         self.sent_count = 0
+        self._late: set[asyncio.Task[None]] = set()
 
     def _claim(self) -> tuple[Claimed, Destination | None] | None:
         now = self._clock.now()
@@ -211,25 +213,31 @@ class OutboxPump:
                 row.available_at = now + HOLD_RETRY
             return item, dest
 
-    def _mark_sent(self, item: Claimed, dest: Destination, sent: Sent) -> None:
+    def _mark_sent(self, item: Claimed, dest: Destination, sent: Sent,
+                   late: bool = False) -> bool:
+        """Record a delivery. `late`: a timed-out send answered after all, recorded only if
+        the row has not been claimed again since (a retry then carries the repeat mark)."""
         now = self._clock.now()
         timestamp = sent.timestamp
         with self._sessions.begin() as s:
+            stmt = update(OutboxRow).where(OutboxRow.id == item.id)
+            if late:
+                stmt = stmt.where(OutboxRow.status == Status.PENDING,
+                                  OutboxRow.attempts == item.attempts)
+            done = s.execute(stmt.values(status=Status.SENT, signal_timestamp=timestamp,
+                                         sent_at=now, lease_until=None, error_class=None))
+            if late and getattr(done, "rowcount", 0) != 1:
+                return False
             if self._on_failure is not None:
                 for member, failure in sent.undelivered:
                     self._on_failure(s, item, failure, Status.SENT, member)
-            s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == item.id)
-                .values(status=Status.SENT, signal_timestamp=timestamp, sent_at=now,
-                        lease_until=None, error_class=None)
-            )
             if item.map_replies and item.case_id and timestamp and dest.map_key:
                 s.add(SentMap(destination=dest.map_key, signal_timestamp=timestamp,
                               case_id=item.case_id, created_at=now))
+        return True
 
     def _mark_failed(self, item: Claimed, failure: SendFailure, status: Status,
-                     retry_in: timedelta | None) -> None:
+                     retry_in: timedelta | None, maybe_sent: bool = False) -> None:
         now = self._clock.now()
         with self._sessions.begin() as s:
             if self._on_failure is not None and status is not Status.PENDING:
@@ -245,6 +253,7 @@ class OutboxPump:
                     error_class=str(failure),
                     lease_until=None,
                     available_at=now + retry_in if retry_in is not None else now,
+                    possible_repeat=OutboxRow.possible_repeat | maybe_sent,
                 )
             )
 
@@ -270,14 +279,36 @@ class OutboxPump:
             )
         except SendError as exc:
             await self._run_db(self._after_failure, item, exc)
+            if exc.late is not None:
+                self._watch_late(item, dest, exc.late)
             return True
         await self._run_db(self._mark_sent, item, dest, sent)
         self.sent_count += 1
         log.info("outbox.sent", outbox_id=item.id, attempt=item.attempts)
         return True
 
+    def _watch_late(self, item: Claimed, dest: Destination,
+                    late: asyncio.Future[Sent | None]) -> None:
+        """A send that timed out may still be answered: then it was delivered, and the
+        row is marked sent instead of being sent a second time."""
+
+        async def record() -> None:
+            try:
+                sent = await late
+                mark = functools.partial(self._mark_sent, late=True)
+                if sent is not None and await self._run_db(mark, item, dest, sent):
+                    self.sent_count += 1
+                    log.info("outbox.sent_late", outbox_id=item.id, attempt=item.attempts)
+            except Exception as exc:
+                log.error("outbox.late_failed", outbox_id=item.id, exc_type=type(exc).__name__)
+
+        task = asyncio.ensure_future(record())
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+
     def _after_failure(self, item: Claimed, exc: SendError) -> None:
         failure = exc.failure
+        maybe_sent = exc.late is not None  # timed out: it may have been delivered
         if failure is SendFailure.UNTRUSTED:
             self._mark_failed(item, failure, Status.HELD, HOLD_RETRY)
         elif failure is SendFailure.UNREGISTERED:
@@ -287,7 +318,8 @@ class OutboxPump:
         ) and item.attempts >= 3):
             self._mark_failed(item, failure, Status.FAILED, None)
         else:
-            self._mark_failed(item, failure, Status.PENDING, backoff(item.attempts, failure))
+            self._mark_failed(item, failure, Status.PENDING, backoff(item.attempts, failure),
+                              maybe_sent)
         log.warning("outbox.send_failed", outbox_id=item.id, attempt=item.attempts,
                     status=failure.value)
 

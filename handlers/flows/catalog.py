@@ -246,6 +246,54 @@ DEFAULT_TEXTS: dict[str, str] = {
     ),
     "officer_unknown_command": "I don't know that command. Send /help for the list.",
     "officer_not_registered": "Only registered officers can give commands here.",
+    "officer_cases_none": "No open cases for you right now.",
+    "officer_cases_header": "Open cases ({count}):",
+    "officer_cases_row": "{ref} \u00b7 {age} \u00b7 {category} \u00b7 {claimed} \u00b7 last activity {last}",
+    "officer_unclaimed_label": "not claimed",
+    "officer_claimed_by": "claimed by {name}",
+    "officer_case_thread": "Case {ref} ({status}):\n\n{thread}",
+    "officer_thread_entry": "[{when} \u00b7 {who}]\n{body}",
+    "officer_who_reporter": "reporter",
+    "officer_who_system": "relay",
+    "officer_who_note": "note by {name}",
+    "officer_note_added": "Note added to {ref}. The reporter never sees notes.",
+    "officer_usage_note": "Usage: /note K7F-3Q your note",
+    "officer_status_set": "Case {ref} is now {status}.",
+    "officer_usage_status": "Usage: /status K7F-3Q open|waiting|in-progress|resolved",
+    "officer_reopened": "{name} reopened case {ref}.",
+    "officer_recused": (
+        "{name} has stepped back from case {ref} and will receive nothing more about it."
+    ),
+    "officer_recuse_last": (
+        "You are the only person left on {ref}; ask a coordinator to hand it over first."
+    ),
+    "officer_usage_handoff": "Usage: /handoff K7F-3Q @officer (a name from /roster)",
+    "officer_handoff_done": "{name} handed case {ref} to {other}.",
+    "officer_handoff_not_member": "{other} is not on case {ref}, so it cannot be handed to them.",
+    "officer_roster": "Roster:\n{rows}",
+    "officer_roster_row": "\u2022 {name}: {roles}",
+    "officer_stats": (
+        "Cases by state: {states}\nBy category: {categories}\nOpen cases by age: {ages}"
+    ),
+    "officer_escalations_none": "No open alerts.",
+    "officer_escalations": "Open alerts:\n{rows}",
+    "officer_escalation_row": "{ref} \u00b7 {rule} \u00b7 {scope} \u00b7 {age}",
+    "officer_rule_immediate": "immediate review",
+    "officer_rule_distress": "reporter needs support",
+    "officer_rule_unclaimed": "unclaimed",
+    "officer_handover_history": (
+        "You now have case {ref}, chosen by its reporter. Send /case {ref} to read it so far."
+    ),
+    "reporter_reopened": "Your report {ref} has been reopened. You can write here at any time.",
+    "reporter_recused_choose": (
+        "The officer you chose for {ref} has stepped back. Who would you like instead?\n\n"
+        "{options}\n\nReply with a number."
+    ),
+    "alert_stranger_in_group": (
+        "relay alert: the officer group for {scope} has a member or invite that is not on "
+        "the roster. Case messages to it are held until the group is clean again. Remove "
+        "them, or add them to the config, then run 'relay doctor'."
+    ),
     "officer_claimed": "{name} has taken case {ref}.",
     "officer_unclaimed": "{name} has let go of case {ref}; it needs someone to take it.",
     "officer_already_claimed": "Case {ref} is already taken by {name}.",

@@ -107,6 +107,31 @@ def demo(
     raise typer.Exit(asyncio.run(run_demo(interactive=interactive, pace=pace)))
 
 
+audit_app = typer.Typer(no_args_is_help=True, help="Check the tamper-evident audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(config: Path = ConfigOpt) -> None:
+    """Recompute the audit hash chain from the first entry; exit 1 if it was altered."""
+    from relay import audit
+    from relay.store.db import make_engine, make_sessionmaker
+
+    cfg = _load_or_exit(config)
+    engine = make_engine(cfg.storage.url)
+    try:
+        with make_sessionmaker(engine).begin() as s:
+            problems = audit.verify(s)
+            count = audit.count(s)
+    finally:
+        engine.dispose()
+    if problems:
+        for problem in problems:
+            print(f"audit: {problem}", file=sys.stderr)
+        raise typer.Exit(1)
+    print(f"audit: ok ({count} entries, chain intact)")
+
+
 def main() -> None:
     app()
 
