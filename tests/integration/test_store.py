@@ -13,8 +13,6 @@ from relay.store.migrate import alembic_config, current_revision, head_revision
 from relay.store.models import AuditEntry, Base, InboxRow
 from relay.store.sealing import Sealer
 
-FIXTURE = "/work/shared/signal/fixtures/dm_text_number_hidden.json"
-
 
 def _frame(ts: int = 1767225600000, text_: str = "anonymous report") -> str:
     env = {

@@ -14,7 +14,7 @@ import websockets
 
 from relay.sandbox import Phone, Sandbox
 
-FIXTURES = Path("/work/shared/signal/fixtures")
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "signal" / "fixtures"
 BOT_NUMBER = "+4915112345678"
 BOT_ACI = "0b1e5d0c-4f4e-4c1e-9a3a-6f1a2b3c4d5e"
 ALICE_NUMBER = "+4917612345678"

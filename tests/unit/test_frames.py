@@ -35,7 +35,7 @@ from handlers.events import (
 )
 from handlers.frames import FrameError, FrameIdentity, identity, load, parse
 
-FIXTURES = Path("/work/shared/signal/fixtures")
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "signal" / "fixtures"
 
 BOT_ACI = "0b1e5d0c-4f4e-4c1e-9a3a-6f1a2b3c4d5e"
 ALICE_ACI = "7a3c2f1e-8b9d-4e6f-a1b2-c3d4e5f60718"
