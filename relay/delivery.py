@@ -72,7 +72,10 @@ def failure_hook(cfg: OrgConfig, sealer: Sealer, catalog: Catalog) -> FailureHoo
             return  # an alert about an alert would loop
         now = sealer.now()
         who = _who(cfg, catalog, s, item, member)
-        subject = member or item.ref or item.case_id or item.id
+        # the subject keys the alert's rate limit and is stored in clear: never a number or
+        # UUID, so a group member's identity becomes a keyed digest
+        subject = (sealer.dedupe("alert-subject", member).hex()[:32] if member is not None
+                   else item.ref or item.case_id or item.id)
         cases = (item.case_id,) if item.case_id else ()
         if failure is SendFailure.UNTRUSTED:
             alert(s, sealer, cfg, catalog, "alert_held_untrusted", now, subject=subject,

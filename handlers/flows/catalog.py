@@ -190,7 +190,12 @@ DEFAULT_TEXTS: dict[str, str] = {
     "reporter_help": (
         "You can:\n"
         "\u2022 send a message here to add to your report\n"
+        "\u2022 send STATUS to see where your reports are\n"
+        "\u2022 send ADD to choose which report your next message goes to\n"
         "\u2022 send NEW to start a separate report\n"
+        "\u2022 send REVEAL to tell the officers who you are\n"
+        "\u2022 send WITHDRAW to close a report\n"
+        "\u2022 send FORGET ME to close your reports and delete the link to you\n"
         "\u2022 send STOP to stop check-in messages"
     ),
     "reporter_stopped": (
@@ -248,7 +253,9 @@ DEFAULT_TEXTS: dict[str, str] = {
     "officer_not_registered": "Only registered officers can give commands here.",
     "officer_cases_none": "No open cases for you right now.",
     "officer_cases_header": "Open cases ({count}):",
-    "officer_cases_row": "{ref} \u00b7 {age} \u00b7 {category} \u00b7 {claimed} \u00b7 last activity {last}",
+    "officer_cases_row": (
+        "{ref} \u00b7 {age} \u00b7 {category} \u00b7 {claimed} \u00b7 last activity {last}"
+    ),
     "officer_unclaimed_label": "not claimed",
     "officer_claimed_by": "claimed by {name}",
     "officer_case_thread": "Case {ref} ({status}):\n\n{thread}",
@@ -369,6 +376,103 @@ DEFAULT_TEXTS: dict[str, str] = {
     "alert_who_group": "the group of {scope}",
     "alert_unreachable_reporter": "Check-ins for their case(s) stop; officers can still read it.",
     "alert_unreachable_officer": "Update the roster in the config.",
+    # The moderation ledger: warnings and removal votes. Never the warned person's name.
+    "moderation_disabled": "Moderation is not enabled for this organisation.",
+    "moderation_not_moderator": "Only moderators can use this command.",
+    "moderation_usage_warn": (
+        "Usage: /warn NAME | what happened\n"
+        "The note is sealed, the name is never stored, and relay never contacts the person."
+    ),
+    "moderation_usage_warnings": "Usage: /warnings NAME",
+    "moderation_usage_vote": "Usage: /vote V-K7F3 yes (or no)",
+    "moderation_dm_only": (
+        "Send /warnings to me in a direct message: the notes are for moderators only."
+    ),
+    "moderation_warned": "Warning recorded: {count} active warning(s) for this person.",
+    "moderation_vote_pending": "Removal vote {ref} about this person is still open.",
+    "moderation_vote_opened": (
+        "A removal vote is open for the person warned {count} times (vote {ref}). "
+        "Reply /vote {ref} yes or /vote {ref} no by {deadline}."
+    ),
+    "moderation_unknown_vote": "There is no open vote {ref}.",
+    "moderation_vote_is_closed": "Vote {ref} is already closed.",
+    "moderation_vote_recorded": (
+        "Your vote on {ref} is recorded: {choice}. You can change it until the vote closes."
+    ),
+    "moderation_choice_yes": "yes, remove",
+    "moderation_choice_no": "no, do not remove",
+    "moderation_vote_removed": (
+        "Vote {ref} is closed: {yes} yes, {no} no, {absent} did not vote. The majority of the "
+        "votes cast is in favour: the person is to be removed."
+    ),
+    "moderation_vote_kept": (
+        "Vote {ref} is closed: {yes} yes, {no} no, {absent} did not vote. There is no "
+        "majority of the votes cast in favour, so the person is not removed."
+    ),
+    "moderation_warnings_none": "No active warnings for this person.",
+    "moderation_warnings_header": (
+        "{count} active warning(s) for this person. They expire {days} days after the "
+        "newest one."
+    ),
+    "moderation_warning_row": "{when} \u00b7 {name}\n{note}",
+    "moderation_warnings_expired": "{count} older warning(s) have expired and no longer count.",
+    "moderation_note_unreadable": "(this note can no longer be read)",
+    # Reporter commands (handlers/flows/reporter.py, relay/reporters.py): STATUS, ADD,
+    # REVEAL, WITHDRAW, FORGET ME. States are neutral: no content, no names.
+    "reporter_status": "Your reports:\n{lines}",
+    "reporter_status_line": "{ref}: {state}",
+    "reporter_state_waiting": "waiting for someone to pick it up",
+    "reporter_state_taken": "someone from the team has it",
+    "reporter_state_resolved": "the team has marked it resolved",
+    "reporter_state_closed": "closed",
+    "reporter_pick_case": "{question}\n\n{options}\n\nReply with a number.",
+    "reporter_add_which": "Which report would you like to add to?",
+    "reporter_add_ask": "What would you like to add? Your next message goes to report {ref}.",
+    "reporter_add_cancelled": "Okay, nothing was added.",
+    "reporter_reveal_which": "Which report should show who you are?",
+    "reporter_reveal_explain": (
+        "If you reveal who you are, the officers who can see report {ref} will be shown:\n"
+        "{who}\n\n"
+        "You will no longer be anonymous to them. Reply YES to continue, or anything else "
+        "to stay anonymous."
+    ),
+    "reporter_reveal_final": "This cannot be undone. Reply REVEAL to confirm.",
+    "reporter_reveal_cancelled": "Okay, nothing was shared.",
+    "reporter_revealed": "Done. The officers on report {ref} now know who you are.",
+    "reporter_revealed_to_officers": (
+        "The reporter of {ref} has chosen to tell you who they are: {who}"
+    ),
+    "reporter_already_named": (
+        "The officers already know who you are on report {refs}, so there is nothing to "
+        "reveal."
+    ),
+    "reporter_withdraw_which": "Which report would you like to close?",
+    "reporter_withdraw_confirm": (
+        "Do you want to close report {ref}? The officers will be told that you withdrew it, "
+        "and check-ins will stop. Reply YES to close it, or anything else to keep it open."
+    ),
+    "reporter_withdraw_cancelled": "Okay, your report stays open.",
+    "reporter_withdrawn": (
+        "Your report {ref} is closed, and the officers have been told. Check-ins stop now. "
+        "You can write here at any time if you need to."
+    ),
+    "reporter_withdrawn_to_officers": "The reporter withdrew case {ref}. It is now closed.",
+    "reporter_forget_confirm": (
+        "This closes all your reports ({refs}) and deletes the link between you and them. "
+        "The officers keep what you wrote until the retention period ends, but nothing "
+        "will tie it to you, and they can no longer reply to you. This cannot be undone.\n\n"
+        "Reply FORGET to confirm, or anything else to keep things as they are."
+    ),
+    "reporter_forget_cancelled": "Okay, nothing was deleted.",
+    "reporter_forgotten": (
+        "Your cases are closed and the link between you and them is deleted. The officers "
+        "still have what you wrote until the retention period ends. If you write here "
+        "again, you will start afresh, as someone new."
+    ),
+    "reporter_forgotten_to_officers": (
+        "The reporter withdrew case {ref} and asked relay to forget them. It is now "
+        "closed, and replies can no longer reach them."
+    ),
 }
 
 # Texts that stop working if an override drops one of these placeholders.
