@@ -14,7 +14,8 @@ from relay.alerts import alert
 from relay.cases import open_case
 from relay.config import OrgConfig
 from relay.gateway import SendFailure
-from relay.outbox import Claimed, Destination, FailureHook, RecipientKind, Resolver, Status
+from relay.groups import GroupRoster, is_clean
+from relay.outbox import Claimed, Destination, FailureHook, RecipientKind, Status
 from relay.scopes import Target, may_receive
 from relay.store.models import Case
 from relay.store.sealing import Sealer
@@ -35,31 +36,51 @@ def _who(cfg: OrgConfig, catalog: Catalog, s: Session, item: Claimed,
     return catalog.render("alert_who_reporter", ref=row.ref if row else "an unsent report")
 
 
-def resolver(cfg: OrgConfig, sealer: Sealer) -> Resolver:
-    def resolve(s: Session, item: Claimed) -> Destination | None:  # noqa: PLR0911
+class Destinations:
+    """The outbox's resolver: where a claimed row goes now, or None to hold it."""
+
+    def __init__(self, cfg: OrgConfig, sealer: Sealer, roster: GroupRoster | None = None,
+                 catalog: Catalog | None = None) -> None:
+        self._cfg = cfg
+        self._sealer = sealer
+        self._roster = roster
+        self._catalog = catalog
+
+    def _in_scope(self, s: Session, item: Claimed) -> bool:
+        """Case content only to who may see the case, by the routing as it is now."""
+        if item.case_id is None or item.kind in (RecipientKind.REPORTER,
+                                                 RecipientKind.COORDINATION):
+            return True
+        row = s.get(Case, item.case_id)
+        if row is None:
+            return False
+        target = Target("group" if item.kind is RecipientKind.GROUP else "officer",
+                        item.ref or "")
+        return may_receive(self._cfg, open_case(self._sealer, row).routing, target)
+
+    def _group(self, s: Session, item: Claimed) -> Destination | None:
+        scope = next((sc for sc in self._cfg.scopes if sc.id == item.ref), None)
+        if scope is None or scope.group_id is None:
+            return None
+        clean = is_clean(self._roster, self._cfg, scope) if self._roster is not None else True
+        if clean is False and self._catalog is not None:
+            alert(s, self._sealer, self._cfg, self._catalog, "alert_stranger_in_group",
+                  self._sealer.now(), subject=scope.id, scope=scope.id)
+        # held until the group is clean again (or known: the bot must be a member)
+        return Destination(scope.group_id, scope.group_id) if clean else None
+
+    def __call__(self, s: Session, item: Claimed) -> Destination | None:
+        if not self._in_scope(s, item):
+            return None
         if item.kind is RecipientKind.REPORTER:
             return Destination(item.address, None) if item.address else None
-        if item.case_id is not None:
-            row = s.get(Case, item.case_id)
-            if row is None:
-                return None
-            case = open_case(sealer, row)
-            target = Target("group" if item.kind is RecipientKind.GROUP else "officer",
-                            item.ref or "")
-            if not may_receive(cfg, case.routing, target):
-                return None
         if item.kind is RecipientKind.COORDINATION:
-            group = cfg.coordination.group_id
-            return Destination(group, None) if group else None
+            coordinators = self._cfg.coordination.group_id
+            return Destination(coordinators, None) if coordinators else None
         if item.kind is RecipientKind.GROUP:
-            scope = next((sc for sc in cfg.scopes if sc.id == item.ref), None)
-            if scope is None or scope.group_id is None:
-                return None
-            return Destination(scope.group_id, scope.group_id)
-        officer = next((o for o in cfg.officers if o.id == item.ref), None)
+            return self._group(s, item)
+        officer = next((o for o in self._cfg.officers if o.id == item.ref), None)
         return None if officer is None else Destination(officer.aci, officer.id)
-
-    return resolve
 
 
 def failure_hook(cfg: OrgConfig, sealer: Sealer, catalog: Catalog) -> FailureHook:

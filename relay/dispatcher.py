@@ -29,7 +29,6 @@ from relay.alerts import alert
 from relay.clock import Clock
 from relay.config import OrgConfig, Role
 from relay.logs import get_logger
-from relay.loops import run_until_stopped
 from relay.officers import OfficerDesk, Where
 from relay.reporters import ReporterDesk
 from relay.store.sealing import Sealer
@@ -63,6 +62,7 @@ class Dispatcher:
         self._catalog = catalog
         self.wake = asyncio.Event()
         self.processed = 0
+        self.groups_changed = False  # set by a group update; the app re-reads membership
         self.on_committed: Callable[[], None] = lambda: None
 
     def process_one(self) -> bool:
@@ -101,6 +101,7 @@ class Dispatcher:
         elif isinstance(event, ReactionEvent):
             self._reaction(s, event, now, key)
         elif isinstance(event, GroupUpdateEvent):
+            self.groups_changed = True
             audit.append(s, "group.updated", now)
         elif isinstance(event, SyncTranscript):
             # only a linked device produces these: someone else is using the bot's account
@@ -153,10 +154,3 @@ class Dispatcher:
                                   bot_aci=bot_aci, bot_number=bot_number, key=key)
             return
         self.reporters.handle(s, ev, now, key=key)
-
-    async def run(self, stop: asyncio.Event,
-                  run_db: Callable[..., asyncio.Future[bool]]) -> None:
-        async def step() -> bool:
-            return await run_db(self.process_one)
-
-        await run_until_stopped(step, self.wake, stop, name="dispatcher")
