@@ -21,14 +21,16 @@ from relay.case_commands import CaseCommands
 from relay.checkins import Checkins
 from relay.clock import Clock
 from relay.config import OrgConfig
-from relay.delivery import failure_hook, resolver
+from relay.delivery import Destinations, failure_hook
 from relay.dispatcher import Dispatcher
 from relay.due import DueRunner
 from relay.escalation import Escalations
 from relay.gateway import SignalGateway
+from relay.groups import GroupRoster
 from relay.lifecycle import CaseLifecycle
 from relay.logs import get_logger
 from relay.loops import run_until_stopped
+from relay.moderation import Moderation
 from relay.officers import OfficerDesk
 from relay.outbox import OutboxPump, Status
 from relay.receiver import Receiver
@@ -56,6 +58,7 @@ class Relay:
     receiver: Receiver
     catalog: Catalog
     due: DueRunner
+    roster: GroupRoster
     _db: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "relay-db"))
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -79,6 +82,28 @@ class Relay:
                 if inbox.ingest(s, self.sealer, raw, source, now) is inbox.Stored.QUARANTINED:
                     self.dispatcher.alert_quarantine(s, now)
 
+    async def _dispatch(self) -> None:
+        async def step() -> bool:
+            busy = bool(await self.run_db(self.dispatcher.process_one))
+            if self.dispatcher.groups_changed:
+                self.dispatcher.groups_changed = False
+                await self.refresh_groups()
+            return busy
+
+        await run_until_stopped(step, self.dispatcher.wake, self._stop, name="dispatcher")
+
+    async def refresh_groups(self) -> None:
+        """Re-read group membership; messages held for a now-clean group go out at once."""
+        if await self.roster.refresh():
+            await self.run_db(self._release_held)
+            self.pump.wake.set()
+
+    def _release_held(self) -> None:
+        with self.sessions.begin() as s:
+            s.execute(update(OutboxRow).where(
+                OutboxRow.status == Status.HELD, OutboxRow.error_class == "held_by_policy",
+            ).values(available_at=self.clock.now()))
+
     def _sweep(self) -> bool:
         with self.sessions.begin() as s:
             self.dispatcher.reporters.sweep_expired(s, self.clock.now())
@@ -101,7 +126,10 @@ class Relay:
                                 idle_poll=TIMER_POLL_SECONDS)
 
     async def _housekeeping(self) -> None:
+        """Every minute: re-read group membership, delete abandoned drafts."""
+
         async def step() -> bool:
+            await self.refresh_groups()
             return bool(await self.run_db(self._sweep))
 
         await run_until_stopped(step, asyncio.Event(), self._stop, name="housekeeping",
@@ -122,13 +150,14 @@ class Relay:
         self.dispatcher.on_committed = self._wake_pump_threadsafe
         self._loop = asyncio.get_running_loop()
         await self.gateway.check()
+        await self.roster.refresh()
         await self.run_db(self._recover)
         while await self.run_db(self.dispatcher.process_one):
             pass  # frames stored before a crash are handled before anyone is re-asked
         await self.run_db(self._reask)
         self._tasks = [
             asyncio.create_task(self.receiver.run(self._stop), name="receiver"),
-            asyncio.create_task(self.dispatcher.run(self._stop, self.run_db), name="dispatcher"),
+            asyncio.create_task(self._dispatch(), name="dispatcher"),
             asyncio.create_task(self.pump.run(self._stop), name="outbox"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
             asyncio.create_task(self._timers(), name="timers"),
@@ -153,6 +182,7 @@ class Relay:
         if self._webhook is not None:
             await self._webhook.cleanup()
         await self.gateway.close()
+        await self.roster.close()
         self._db.shutdown(wait=True)
         self.engine.dispose()
 
@@ -181,8 +211,12 @@ def build(cfg: OrgConfig, keyring: Keyring, clock: Clock, *, database_url: str |
     due = DueRunner(sessions, checkins, escalations, sla)
     reporters = ReporterDesk(cfg, sealer, catalog, ctx, lifecycle)
     officers = OfficerDesk(cfg, sealer, catalog, lifecycle)
+    moderation = Moderation(cfg, sealer, catalog, officers)  # /warn, /warnings, /vote
+    due = moderation.due_runner(sessions, checkins, escalations, sla)  # + vote deadlines
     CaseCommands(cfg, sealer, catalog, officers, lifecycle)
 
+    roster = GroupRoster(service=cfg.signal.service, number=cfg.signal.bot_number,
+                         use_https=cfg.signal.connection == "https")
     dispatcher = Dispatcher(cfg, sessions, sealer, clock, reporters, officers, catalog)
     relay_ref: dict[str, Relay] = {}
 
@@ -196,9 +230,9 @@ def build(cfg: OrgConfig, keyring: Keyring, clock: Clock, *, database_url: str |
     # ping_interval (20 s + 20 s by default, as signalbot's websockets defaults)
     receiver = Receiver(gateway.receive_url, ingest, ping_interval=ping_interval,
                         ping_timeout=ping_interval)
-    pump = OutboxPump(sessions, sealer, gateway, clock, resolver(cfg, sealer), run_db,
-                      failure_hook(cfg, sealer, catalog))
+    pump = OutboxPump(sessions, sealer, gateway, clock, Destinations(cfg, sealer, roster, catalog),
+                      run_db, failure_hook(cfg, sealer, catalog))
     app = Relay(cfg, engine, sessions, sealer, clock, gateway, dispatcher, pump, receiver,
-                catalog, due)
+                catalog, due, roster)
     relay_ref["relay"] = app
     return app
