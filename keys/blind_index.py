@@ -26,7 +26,7 @@ from keys.errors import InvalidIdentifierError
 if TYPE_CHECKING:
     from keys.keyring import Keyring
 
-Kind = Literal["aci", "e164", "name"]
+Kind = Literal["aci", "e164", "name", "subject"]
 
 MAX_NAME_INPUT: Final = 1024
 MAX_NAME_CANONICAL: Final = 256
@@ -71,10 +71,10 @@ def canonical(kind: str, value: str) -> str:
             return canonical_aci(value)
         case "e164":
             return canonical_e164(value)
-        case "name":
+        case "name" | "subject":  # a person's name: cases' "who", and moderation subjects
             return canonical_name(value)
         case _:
-            raise InvalidIdentifierError("unknown blind-index kind; use aci, e164 or name")
+            raise InvalidIdentifierError("unknown blind-index kind; use aci, e164, name or subject")
 
 
 def blind_index(keyring: Keyring, kind: Kind, value: str) -> bytes:

@@ -35,6 +35,7 @@ Purpose = Literal[
     "bidx/aci",
     "bidx/e164",
     "bidx/name",
+    "bidx/subject",
     "dedupe",
     "match",
     "kcv",

@@ -33,7 +33,8 @@ from keys import (
 )
 from relay.store.models import Base
 
-WRAPPED_TABLES: Final = ("inbox", "conversations", "cases", "reporter_links", "outbox")
+WRAPPED_TABLES: Final = ("inbox", "conversations", "cases", "reporter_links", "outbox",
+                         "moderation_warnings")
 """Every table whose rows carry their own DEK in `dek_wrapped`, named by `kek_id`."""
 
 MAX_PASSES: Final = 3

@@ -24,6 +24,7 @@ SEALED_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "cases": ("details",),
     "reporter_links": ("identity",),
     "outbox": ("body", "address"),
+    "moderation_warnings": ("note",),
 }
 """Sealed columns (`<name>_sealed`) of each table with its own DEK; AD uses `<name>`."""
 

@@ -246,7 +246,14 @@ DEFAULT_TEXTS: dict[str, str] = {
     "officer_help": (
         "Commands:\n"
         "\u2022 quote a case message: reply to its reporter\n"
-        "\u2022 /reply REF message: reply to case REF\n"
+        "\u2022 /reply REF message \u00b7 /cases \u00b7 /case REF\n"
+        "\u2022 /claim REF (or react to the case) \u00b7 /unclaim REF \u00b7 /handoff REF @name\n"
+        "\u2022 /note REF text (never reaches the reporter)\n"
+        "\u2022 /status REF open|waiting|in-progress|resolved\n"
+        "\u2022 /close REF \u00b7 /reopen REF\n"
+        "\u2022 /recuse REF: step back from a case\n"
+        "\u2022 coordinators: /escalations \u00b7 /ack REF \u00b7 /stats \u00b7 /roster\n"
+        "\u2022 moderators: /warn NAME | note \u00b7 /warnings NAME \u00b7 /vote V-XXXX yes|no\n"
         "\u2022 /help: this list"
     ),
     "officer_unknown_command": "I don't know that command. Send /help for the list.",

@@ -12,7 +12,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -254,6 +262,51 @@ class Escalation(_Strict):
     immediate_realert_hours: float = Field(default=2, gt=0, le=24 * 30)
 
 
+class Moderation(_Strict):
+    """The moderators' warning ledger and removal vote (MPP's "Moderation." agreement).
+
+    Warnings name a person only through a keyed blind index; relay never contacts them.
+    """
+
+    enabled: bool = False
+    moderators: tuple[Slug, ...] = Field(
+        default=(), description="officer ids; empty: every officer with the 'officer' role"
+    )
+    warning_expiry_days: int = Field(default=182, ge=1, le=3650)
+    warnings_for_vote: int = Field(default=3, ge=1, le=100)
+    vote_hours: int = Field(default=72, ge=1, le=24 * 30)
+
+    @field_validator("moderators")
+    @classmethod
+    def _once_each(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(value))
+
+    def moderator_ids(self, officers: tuple[Officer, ...]) -> tuple[str, ...]:
+        """Who may warn and vote: the listed officers, else every officer with the role."""
+        if self.moderators:
+            return self.moderators
+        return tuple(o.id for o in officers if Role.OFFICER in o.roles)
+
+    @staticmethod
+    def check_officers(value: Moderation, info: ValidationInfo) -> Moderation:
+        """Every listed moderator is an officer; an enabled ledger has a moderator."""
+        officers: tuple[Officer, ...] | None = info.data.get("officers")
+        if officers is None:
+            return value  # the officers themselves are wrong: reported there
+        known = {o.id for o in officers}
+        problems = [
+            f"'{ref}' in moderators is not in [[officers]]; add an [[officers]] entry with "
+            f'id = "{ref}" or fix the spelling'
+            for ref in value.moderators
+            if ref not in known
+        ]
+        if value.enabled and not problems and not value.moderator_ids(officers):
+            problems.append("nobody would be a moderator; list officer ids in moderators")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+
 def _default_help_kinds() -> tuple[HelpKind, ...]:
     return (
         HelpKind(id="support", label="Support",
@@ -286,6 +339,7 @@ class OrgConfig(_Strict):
     texts: dict[str, str] = Field(
         default_factory=dict, description="overrides of catalog strings, by message id"
     )
+    moderation: Annotated[Moderation, AfterValidator(Moderation.check_officers)] = Moderation()
 
     @model_validator(mode="after")
     def _references(self) -> Self:

@@ -35,7 +35,15 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+class MigrationsMissingError(RuntimeError):
+    """The installed relay has no migration files: refuse rather than run on no schema."""
+
+
 def ensure_schema(engine: Engine) -> None:
     """Bring the database to the newest schema (a no-op when it is there already)."""
-    if current_revision(engine) != head_revision():
+    head = head_revision()
+    if head is None:
+        raise MigrationsMissingError(
+            f"no database migrations found in {MIGRATIONS}; reinstall relay")
+    if current_revision(engine) != head:
         upgrade(engine)

@@ -222,3 +222,65 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModerationSubject(Base):
+    """A person moderators warned, known only by a keyed blind index of the name as typed.
+
+    The name itself is never stored, and relay never contacts the person.
+    """
+
+    __tablename__ = "moderation_subjects"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name_bidx: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ModerationWarning(Base):
+    """One warning a moderator recorded; the note is sealed under the row's own data key."""
+
+    __tablename__ = "moderation_warnings"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("moderation_subjects.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    author: Mapped[str] = mapped_column(String(40))  # officer id, never an identity
+    kek_id: Mapped[str] = mapped_column(String(32), index=True)
+    dek_wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    note_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ModerationVote(Base):
+    """A removal vote: open until every moderator voted or `closes_at`, then closed."""
+
+    __tablename__ = "moderation_votes"
+    __table_args__ = (Index("ix_moderation_votes_status_closes_at", "status", "closes_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(6), unique=True)  # V-K7F3
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("moderation_subjects.id", ondelete="CASCADE"), index=True)
+    warnings: Mapped[int] = mapped_column(Integer)  # active warnings when it opened
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))  # open | closed
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    removed: Mapped[bool | None] = mapped_column(Boolean)  # the result, once closed
+    yes_count: Mapped[int | None] = mapped_column(Integer)
+    no_count: Mapped[int | None] = mapped_column(Integer)
+
+
+class ModerationBallot(Base):
+    """One moderator's current ballot on a vote (changeable until the vote closes)."""
+
+    __tablename__ = "moderation_ballots"
+    __table_args__ = (UniqueConstraint("vote_id", "officer_id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    vote_id: Mapped[str] = mapped_column(
+        ForeignKey("moderation_votes.id", ondelete="CASCADE"))
+    officer_id: Mapped[str] = mapped_column(String(40))
+    in_favour: Mapped[bool] = mapped_column(Boolean)  # of removal
+    cast_at: Mapped[datetime] = mapped_column(UTCDateTime())

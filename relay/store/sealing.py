@@ -96,5 +96,10 @@ class Sealer:
         """Blind index of a person's name as a reporter typed it (NFKC, casefolded)."""
         return blind_index(self._keyring, "name", name)
 
+    def subject_index(self, name: str) -> bytes:
+        """Blind index of a person a moderator warned: its own key, so the moderation
+        ledger cannot be joined with the cases' "who was involved" index."""
+        return blind_index(self._keyring, "subject", name)
+
     def dedupe(self, *parts: str) -> bytes:
         return dedupe_key(self._keyring, *parts)

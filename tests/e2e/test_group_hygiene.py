@@ -8,8 +8,19 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
+from relay.groups import is_clean
 from relay.store.models import OutboxRow
-from tests.e2e.conftest import Starter, expect, report, say
+from tests.e2e.conftest import Running, Starter, expect, report, say
+
+
+async def until_group(run: Running, clean: bool) -> None:
+    """Wait until relay has re-read the group after the update frame."""
+    scope = run.org.cfg.scope("regen-group")
+    for _ in range(200):
+        if is_clean(run.relay.roster, run.org.cfg, scope) is clean:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"relay never saw the group as clean={clean}")
 
 pytestmark = pytest.mark.asyncio
 
@@ -23,10 +34,10 @@ async def test_stranger_added_to_the_officer_group(start_org: Starter) -> None:
     await expect(org.officer("rc-ines"), ref)
     mallory = org.sandbox.add_phone("Mallory", "+15550188888", profile_name="Mallory")
     await org.sandbox.add_member(group, mallory, by=org.officer("rc-tomas"))
-    await asyncio.sleep(0.5)  # the update frame makes relay re-read the group
+    await until_group(run, clean=False)  # the update frame makes relay re-read the group
     await say(kim, "He messaged me again last night.", "added to your report")
     rowan = org.officer("rc-rowan")  # a coordinator
-    warning = await expect(rowan, "not on the roster")
+    warning = await expect(rowan, "not on the roster", wait=15)
     assert "messaged me" not in (warning.text or "")
     await asyncio.sleep(0.5)
     assert not any("messaged me" in (m.text or "") for m in mallory.messages)
@@ -35,7 +46,8 @@ async def test_stranger_added_to_the_officer_group(start_org: Starter) -> None:
         held = s.scalars(select(OutboxRow).where(OutboxRow.status == "held")).all()
         assert held
     await org.sandbox.remove_member(group, mallory, by=org.officer("rc-tomas"))
-    resumed = await expect(org.officer("rc-ines"), "messaged me again")
+    await until_group(run, clean=True)
+    resumed = await expect(org.officer("rc-ines"), "messaged me again", wait=15)
     assert resumed.group_id == group.id
     assert not any("messaged me" in (m.text or "") for m in mallory.messages)
 
@@ -50,8 +62,8 @@ async def test_a_pending_invite_also_holds_content(start_org: Starter) -> None:
     stranger = org.sandbox.add_phone("Stranger", "+15550199999", profile_name="S",
                                      profile_key_known=False)
     await org.sandbox.invite(group, stranger, by=org.officer("rc-tomas"))
-    await asyncio.sleep(0.5)
+    await until_group(run, clean=False)
     await say(kim, "Another detail.", "added to your report")
-    await expect(org.officer("rc-devi"), "not on the roster")
+    await expect(org.officer("rc-devi"), "not on the roster", wait=15)
     await asyncio.sleep(0.3)
     assert not any("Another detail" in (m.text or "") for m in org.officer("rc-ines").messages)

@@ -119,3 +119,12 @@ def test_dedupe_key_is_unambiguous(ring: Keyring) -> None:
     )
     with pytest.raises(ValueError, match="at least one"):
         dedupe_key(ring)
+
+
+def test_moderation_subjects_and_case_names_use_separate_keys(ring: Keyring) -> None:
+    """The same name indexes differently as a warned person and as "who was involved", so
+    the moderation ledger cannot be joined with cases by someone holding the database."""
+    assert blind_index(ring, "subject", "Alex Example") == blind_index(ring, "subject",
+                                                                       " alex  EXAMPLE ")
+    assert blind_index(ring, "subject", "Alex Example") != blind_index(ring, "name",
+                                                                       "Alex Example")
