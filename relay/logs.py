@@ -8,6 +8,7 @@ and arguments dropped. `configure_logging` is called once, by the composition ro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -155,6 +156,18 @@ class _RelayHandler(logging.StreamHandler[TextIO]):
     """The one root handler; marked so a second `configure_logging` replaces it."""
 
 
+class _TolerantWriteLogger(structlog.WriteLogger):
+    """A line that cannot be written (stream closed, broken pipe) is dropped, as the stdlib
+    handler drops it: a log call must never end the loop that makes it (the receiver)."""
+
+    def msg(self, message: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            super().msg(message)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
 def configure_logging(
     *,
     stream: TextIO,
@@ -175,7 +188,7 @@ def configure_logging(
     structlog.configure(
         processors=[*_shared(), *guards, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        logger_factory=lambda *_: _TolerantWriteLogger(stream),
         cache_logger_on_first_use=cache_logger_on_first_use,
     )
 

@@ -45,36 +45,42 @@ class Receiver:
             await self._drain()
 
     async def _read_loop(self, stop: asyncio.Event) -> None:
-        delay = 0.1
+        """Reconnect after any close or failure, with back-off from 0.1 s to 5 s."""
+        self._delay = 0.1
         while not stop.is_set():
             try:
-                async with websockets.connect(
-                    self._url, ping_interval=self._ping_interval,
-                    ping_timeout=self._ping_timeout, max_size=MAX_FRAME, open_timeout=10,
-                ) as ws:
-                    self.connections += 1
-                    self.connected.set()
-                    delay = 0.1
-                    log.info("receiver.connected", count=self.connections)
-                    reader = asyncio.ensure_future(self._read(ws))
-                    stopper = asyncio.ensure_future(stop.wait())
-                    await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    stopper.cancel()
-                    if not reader.done():
-                        reader.cancel()
-                    await asyncio.gather(reader, stopper, return_exceptions=True)
-                    exc = reader.exception() if reader.done() and not reader.cancelled() else None
-                    if exc is not None:
-                        raise exc
+                await self._connection(stop)
             except (OSError, WebSocketException, TimeoutError) as exc:
                 log.warning("receiver.disconnected", exc_type=type(exc).__name__)
+            except Exception as exc:  # anything else must not end the one reader either
+                log.error("receiver.failed", exc_type=type(exc).__name__)
             finally:
                 self.connected.clear()
             if stop.is_set():
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            delay = min(delay * 2, 5.0)
+                await asyncio.wait_for(stop.wait(), timeout=self._delay)
+            self._delay = min(self._delay * 2, 5.0)
+
+    async def _connection(self, stop: asyncio.Event) -> None:
+        """One websocket session, until the server closes it, it fails, or we stop."""
+        async with websockets.connect(
+            self._url, ping_interval=self._ping_interval,
+            ping_timeout=self._ping_timeout, max_size=MAX_FRAME, open_timeout=10,
+        ) as ws:
+            self.connections += 1
+            self.connected.set()
+            self._delay = 0.1
+            log.info("receiver.connected", count=self.connections)
+            reader = asyncio.ensure_future(self._read(ws))
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not reader.done():
+                reader.cancel()
+            await asyncio.gather(reader, stopper, return_exceptions=True)
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                await reader  # re-raise the reader's failure for the loop to classify
 
     async def _read(self, ws: websockets.ClientConnection) -> None:
         async for raw in ws:
