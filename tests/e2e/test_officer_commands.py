@@ -96,6 +96,9 @@ async def test_handoff_and_claims(start_org: Starter) -> None:
     assert "Ines" in taken
     await _group_says(run, "rc-ines", f"/handoff {ref} @Tomas", "handed case")
     await _group_says(run, "rc-ines", f"/handoff {ref} @Nobody", "usage: /handoff")
+    await _group_says(run, "rc-tomas", f"/unclaim {ref}", "has let go of case")
+    listing = await _group_says(run, "rc-devi", "/cases", "open cases (1)")
+    assert "not claimed" in listing
 
 
 async def test_coordinator_commands_and_refusals(start_org: Starter) -> None:
