@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -76,3 +78,24 @@ def pytest_report_header(config: pytest.Config) -> str:
         return f"relay: PostgreSQL at {PG_URL.split('@')[-1]}: available"
     return (f"relay: PostgreSQL at {PG_URL.split('@')[-1]}: NOT available ({problem}); "
             "PostgreSQL tests will be skipped" + (" -> FAIL under CI=true" if IN_CI else ""))
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Tests that configure relay's logging put the process's logging back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    bot = logging.getLogger("signalbot")
+    bot_state = (bot.handlers[:], bot.level, bot.propagate)
+    raise_exceptions = logging.raiseExceptions
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    logging.captureWarnings(capture=False)
+    logging.raiseExceptions = raise_exceptions
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    bot.handlers[:], bot.level, bot.propagate = bot_state

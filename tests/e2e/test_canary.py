@@ -20,11 +20,10 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -45,23 +44,6 @@ OPEN_OUTBOX = (Status.PENDING, Status.SENDING)
 
 
 # -- logging through the production chain ---------------------------------------------------
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """Put the global logging state back after a test that called `configure_logging`."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    raise_exceptions = logging.raiseExceptions
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    logging.raiseExceptions = raise_exceptions
-    logging.captureWarnings(capture=False)
-    structlog.reset_defaults()
 
 
 def production_logs() -> io.StringIO:

@@ -9,7 +9,8 @@ from relay.demo import run_demo
 pytestmark = pytest.mark.asyncio
 
 
-async def test_demo_shows_the_story_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_demo_shows_the_story_end_to_end(capsys: pytest.CaptureFixture[str],
+                                               restore_logging: None) -> None:
     assert await run_demo(pace=0) == 0
     out = capsys.readouterr().out
     assert "Your reference is" in out

@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import secrets
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -19,15 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from relay.logs import configure_logging, get_logger
 from relay.store.models import Counter
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_constraint_violation_leaks_no_value(

@@ -6,7 +6,6 @@ Every refusal must come before anything talks to Signal: `signal.service` points
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import socket
@@ -17,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner, Result
 
 from keys import init_keys_dir
@@ -93,24 +91,6 @@ def invoke(*args: str) -> tuple[Result, float]:
     started = time.monotonic()
     result = CliRunner().invoke(app, list(args))
     return result, time.monotonic() - started
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """`relay run` configures logging for the process; put everything back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    raise_exceptions = logging.raiseExceptions
-    yield
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
-    logging.captureWarnings(capture=False)
-    logging.raiseExceptions = raise_exceptions
-    for handler in root.handlers[:]:
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import io
 import json
 import logging
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -35,26 +34,6 @@ class Sink:
 @pytest.fixture
 def canaries() -> Canaries:
     return Canaries()
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    bot = logging.getLogger("signalbot")
-    bot_state = (bot.handlers[:], bot.level, bot.propagate)
-    raise_exceptions = logging.raiseExceptions
-    yield
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
-    logging.captureWarnings(capture=False)
-    logging.raiseExceptions = raise_exceptions
-    for handler in root.handlers[:]:
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    bot.handlers[:], bot.level, bot.propagate = bot_state
 
 
 @pytest.fixture
