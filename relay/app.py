@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import Engine, update
@@ -42,7 +42,6 @@ from relay.store.sealing import Sealer
 
 log = get_logger("app")
 TIMER_POLL_SECONDS = 30.0
-T = TypeVar("T")
 
 
 @dataclass
