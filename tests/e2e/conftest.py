@@ -100,17 +100,23 @@ def ref_in(text: str | None) -> str:
 
 async def report(phone: Phone, *, identity: str, scope: str, officer: str | None = None,
                  exclude: str = "none", story: tuple[str, ...] = ("It happened.",),
-                 category: str = "1", help_kind: str = "1", who: str = "skip") -> str:
-    """Walk a full intake and return the case reference from the receipt."""
+                 category: str = "1", help_kind: str = "1", who: str = "skip",
+                 officer_name: str | None = None, exclude_name: str | None = None,
+                 safe: str = "yes") -> str:
+    """Walk a full intake and return the case reference from the receipt. An officer to
+    choose or exclude can be given by menu number or by (part of) a display name."""
     await say(phone, "hi", "anonymous")
     await say(phone, identity, "kind of help")
     await say(phone, help_kind, "about")
     await say(phone, category, "who should see")
-    if officer is not None:
-        await say(phone, scope, "who would you like")
-        await say(phone, officer, "must not see")
+    if officer is not None or officer_name is not None:
+        pick = await say(phone, scope, "who would you like")
+        officer = officer or option_number(pick.text, officer_name or "")
+        exclusions = await say(phone, officer, "must not see")
     else:
-        await say(phone, scope, "must not see")
+        exclusions = await say(phone, scope, "must not see")
+    if exclude_name is not None:
+        exclude = option_number(exclusions.text, exclude_name)
     await say(phone, exclude, "what happened")
     for part in story:
         await say(phone, part, "got it")
@@ -118,7 +124,7 @@ async def report(phone: Phone, *, identity: str, scope: str, officer: str | None
     await say(phone, "skip", "where")
     await say(phone, "skip", "who was involved")
     await say(phone, who, "safe right now")
-    await say(phone, "yes", "check in")
+    await say(phone, safe, "check in")
     await say(phone, "yes", "send")
     receipt = await say(phone, "SEND", "reference")
     return ref_in(receipt.text)

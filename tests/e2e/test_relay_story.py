@@ -63,22 +63,8 @@ async def test_chosen_scope_with_an_excluded_officer(start_org: Starter) -> None
     run = await start_org("mpp")
     org = run.org
     rae = org.reporter("Rae")
-    await say(rae, "hi", "anonymous")
-    await say(rae, "anonymous", "kind of help")
-    await say(rae, "1", "about")
-    scopes = await say(rae, "2", "who should see")
-    pick = await say(rae, option_number(scopes.text, "person you connected with"),
-                     "who would you like")
-    exclusions = await say(rae, option_number(pick.text, "Marcus"), "must not see")
-    await say(rae, option_number(exclusions.text, "Rowan"), "what happened")
-    await say(rae, "It was about Rowan.", "got it")
-    await say(rae, "DONE", "when")
-    for _ in range(3):
-        await rae.send("skip")
-    await expect(rae, "safe right now")
-    await say(rae, "yes", "check in")
-    await say(rae, "no", "send")
-    ref = ref_in((await say(rae, "SEND", "reference")).text)
+    ref = await report(rae, identity="anonymous", scope="2", officer_name="Marcus",
+                       exclude_name="Rowan", story=("It was about Rowan.",))
     marcus_copy = await expect(org.officer("rc-marcus"), ref)
     assert marcus_copy.group_id is None  # 1:1 to the chosen officer
     await expect(org.officer("rc-devi"), ref)  # the support person
