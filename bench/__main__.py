@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shlex
 import sys
 import time
@@ -73,14 +74,18 @@ async def _main(args: argparse.Namespace) -> int:
     doc: dict[str, Any] = {}
     started = time.perf_counter()
     if args.what in ("throughput", "all"):
+        load = os.getloadavg()[0]
         result = await run_throughput(_throughput_params(args), args.work / "throughput", log)
+        result["loadavg_1min_before_after"] = [round(load, 2), round(os.getloadavg()[0], 2)]
         stamp["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         doc = report.write(args.out, "throughput", {**result, **stamp}, info, command)
         print("\nthroughput and latency (relay vs. bare signalbot echo bot)\n")
         print(report.throughput_table(result))
     if args.what in ("scale", "all"):
         scale_params = _scale_params(args)
+        load = os.getloadavg()[0]
         result = await run_scale(scale_params, args.work / "scale", args.cache, log)
+        result["loadavg_1min_before_after"] = [round(load, 2), round(os.getloadavg()[0], 2)]
         stamp["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         doc = report.write(args.out, "scale", {**result, **stamp}, info, command)
         print("\nscale (SQLite)\n")

@@ -46,6 +46,7 @@ def describe(postgres_version: str | None = None) -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "ram_gib": _ram_gib(),
         "kernel": platform.release(),
+        "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "python": sys.version.split()[0],
         "sqlite": sqlite3.sqlite_version,
         "postgresql": postgres_version,

@@ -46,7 +46,7 @@ class Params:
 
     @classmethod
     def short(cls) -> Params:
-        return cls(flood=40, paced=20, rate=20.0, cases=10, warmup=3, flood_timeout=60.0)
+        return cls(flood=40, paced=12, rate=6.0, cases=10, warmup=3, flood_timeout=60.0)
 
 
 @contextlib.asynccontextmanager
