@@ -85,9 +85,9 @@ async def _flood(tap: SendTap, child: Child, steps: list[Step], timeout: float) 
     finished = max((tap.arrived[t] for t in handled), default=time.perf_counter())
     after = await child.stats()
     sandbox_cpu = cpu_seconds() - cpu_before
-    relayed_sends = tap.sends - sends_before
     await tap.quiet()
     drained = tap.last_send
+    total_sends = tap.sends - sends_before
     elapsed = finished - started
     wall = max(drained, finished) - started
     child_cpu = float(after["cpu_s"]) - float(before["cpu_s"])
@@ -102,9 +102,8 @@ async def _flood(tap: SendTap, child: Child, steps: list[Step], timeout: float) 
         "elapsed_s": elapsed,
         "push_s": pushed - started,
         "throughput_msg_s": len(handled) / elapsed if elapsed > 0 else 0.0,
-        "sends_during": relayed_sends,
         "all_sends_drained_s": wall,
-        "total_sends_incl_acks": tap.sends - sends_before,
+        "total_sends_incl_acks": total_sends,
         "latency_under_flood": summary_ms([tap.arrived[t] - sent_at[t] for t in handled]),
         "child_cpu_s": child_cpu,
         "child_cpu_util": child_cpu / elapsed if elapsed > 0 else 0.0,
