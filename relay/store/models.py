@@ -153,7 +153,8 @@ class OutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     purpose: Mapped[str] = mapped_column(String(24))
-    case_id: Mapped[str | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
+    case_id: Mapped[str | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"),
+                                                index=True)  # purge deletes by case
     # where it goes: 'group' (public group id), 'officer' (officer id), 'reporter' (sealed)
     recipient_kind: Mapped[str] = mapped_column(String(16))
     # officer id or scope id for officer/group sends; the reporter's address is sealed

@@ -197,6 +197,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('seq', name=op.f('uq_outbox_seq'))
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_kek_id'), ['kek_id'], unique=False)
         batch_op.create_index('ix_outbox_status_available', ['status', 'available_at'], unique=False)
 
@@ -280,6 +281,7 @@ def downgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_status_available')
         batch_op.drop_index(batch_op.f('ix_outbox_kek_id'))
+        batch_op.drop_index(batch_op.f('ix_outbox_case_id'))
 
     op.drop_table('outbox')
     with op.batch_alter_table('moderation_warnings', schema=None) as batch_op:
