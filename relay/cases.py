@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -230,29 +230,37 @@ def _unique_ref(session: Session) -> str:
     raise IntegrityError("no free case reference", params=None, orig=Exception("ref"))
 
 
-def remember_choice(s: Session, sealer: Sealer, aci: str, ref: str, options: list[str],
-                    now: datetime) -> None:
-    """Wait for a reporter's pick of a new officer (after a recusal), sealed like any
-    conversation; it replaces whatever they were doing outside an intake."""
+def await_answer(s: Session, sealer: Sealer, aci: str, flow: str, state: str,
+                 data: dict[str, Any], now: datetime) -> None:
+    """Make the reporter's next message an answer to a question the bot asked outside an
+    intake (a check-in, a new officer after a recusal): a sealed conversation row that
+    replaces whatever conversation they had."""
     from relay.store.models import Conversation
 
     bidx = sealer.reporter_index(aci)
-    existing = s.scalar(select(Conversation).where(Conversation.reporter_bidx == bidx))
-    if existing is not None:
-        if existing.flow == "intake":
-            return  # never interrupt a report in progress; the officers can /handoff
-        s.delete(existing)
-        s.flush()
+    s.execute(delete(Conversation).where(Conversation.reporter_bidx == bidx))
     conv_id = str(uuid.uuid4())
     rk = sealer.new_record("conversations", conv_id)
     s.add(Conversation(
-        id=conv_id, reporter_bidx=bidx, flow="choose", state="officer", created_at=now,
+        id=conv_id, reporter_bidx=bidx, flow=flow, state=state, created_at=now,
         updated_at=now, version=1, kek_id=rk.kek_id, dek_wrapped=rk.wrapped,
-        data_sealed=sealer.seal_json(rk.dek, "conversations", conv_id, "data",
-                                     {"case": ref, "options": options}),
+        data_sealed=sealer.seal_json(rk.dek, "conversations", conv_id, "data", data),
         address_sealed=sealer.seal_json(rk.dek, "conversations", conv_id, "address",
                                         ReporterAddress(aci, None, None).to_json()),
     ))
+    s.flush()
+
+
+def remember_choice(s: Session, sealer: Sealer, aci: str, ref: str, options: list[str],
+                    now: datetime) -> None:
+    """Wait for a reporter's pick of a new officer (after a recusal)."""
+    from relay.store.models import Conversation
+
+    flow = s.scalar(select(Conversation.flow).where(
+        Conversation.reporter_bidx == sealer.reporter_index(aci)))
+    if flow == "intake":
+        return  # never interrupt a report in progress; the officers can /handoff
+    await_answer(s, sealer, aci, "choose", "officer", {"case": ref, "options": options}, now)
 
 
 def save_routing(sealer: Sealer, row: Case, view: CaseView, routing: Routing) -> None:

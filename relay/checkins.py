@@ -7,18 +7,17 @@ The question says nothing about the case (someone else may read the phone). Answ
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from handlers.flows.catalog import Catalog
 from handlers.flows.schedule import CheckinPolicy, next_checkin, resume_after_pause
 from handlers.flows.text import answer_key
 from relay import audit, timers
-from relay.cases import CaseView, deliver_to_scope, open_case, reporter_of
+from relay.cases import CaseView, await_answer, deliver_to_scope, open_case, reporter_of
 from relay.config import OrgConfig
 from relay.escalation import Escalations
 from relay.outbox import Message, RecipientKind, enqueue
@@ -71,7 +70,8 @@ class Checkins:
             n, due = next_checkin(case.created_at, now, self._policy, start=timer.n)
             timers.schedule(s, TimerKind.CHECKIN, case.id, n, max(due, now), now)
             return
-        self._remember(s, conv, who.aci, case.ref, now)
+        # the next answer is read as an answer to this check-in
+        await_answer(s, self._sealer, who.aci, "checkin", "awaiting", {"case": case.ref}, now)
         enqueue(s, self._sealer, Message(RecipientKind.REPORTER,
                                          self._cat.render("checkin_question"), "checkin",
                                          address=who.aci, case_id=case.id),
@@ -79,25 +79,6 @@ class Checkins:
         audit.append(s, "checkin.sent", now, case_ref=case.ref)
         n, due = next_checkin(case.created_at, now, self._policy, start=timer.n + 1)
         timers.schedule(s, TimerKind.CHECKIN, case.id, n, due, now)
-
-    def _remember(self, s: Session, conv: Conversation | None, aci: str, ref: str,
-                  now: datetime) -> None:
-        """The next answer is read as an answer to this check-in."""
-        from relay.cases import ReporterAddress
-
-        if conv is not None:
-            s.execute(delete(Conversation).where(Conversation.id == conv.id))
-        conv_id = str(uuid.uuid4())
-        rk = self._sealer.new_record(CONV, conv_id)
-        s.add(Conversation(
-            id=conv_id, reporter_bidx=self._sealer.reporter_index(aci), flow="checkin",
-            state="awaiting", created_at=now, updated_at=now, version=1, kek_id=rk.kek_id,
-            dek_wrapped=rk.wrapped,
-            data_sealed=self._sealer.seal_json(rk.dek, CONV, conv_id, "data", {"case": ref}),
-            address_sealed=self._sealer.seal_json(rk.dek, CONV, conv_id, "address",
-                                                  ReporterAddress(aci, None, None).to_json()),
-        ))
-        s.flush()
 
     def answer(self, s: Session, case_row: Case, answer: Answer, reporter_aci: str,
                now: datetime, key: str) -> None:
