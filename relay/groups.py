@@ -90,13 +90,18 @@ def allowed_for(cfg: OrgConfig, scope: Scope) -> tuple[set[str], set[str]]:
 
 
 def is_clean(roster: GroupRoster, cfg: OrgConfig, scope: Scope) -> bool | None:
-    """True if only the roster is in the group; False if anyone else is (or is invited);
+    """True if only the roster is in (or invited to) the group; False if anyone else is;
     None if the group is unknown (the bot is not a member, or it was never read)."""
     if scope.group_id is None or scope.group_id not in roster.groups:
         return None
     uuids, numbers = allowed_for(cfg, scope)
     state = roster.groups[scope.group_id]
-    if state.pending:
-        return False
-    return all((uuid is not None and uuid in uuids) or (number is not None and number in numbers)
-               for number, uuid in state.members)
+
+    def on_roster(member: Member) -> bool:
+        number, uuid = member
+        return (uuid is not None and uuid in uuids) or (number is not None and number in numbers)
+
+    # A pending invite or join request is someone about to be in: a stranger there holds
+    # content like a stranger inside. A roster officer who has not yet accepted the
+    # invitation (a new group, `relay groups create`) may read the cases anyway.
+    return all(on_roster(m) for m in (*state.members, *state.pending))

@@ -67,3 +67,26 @@ async def test_a_pending_invite_also_holds_content(start_org: Starter) -> None:
     await expect(org.officer("rc-devi"), "not on the roster", wait=15)
     await asyncio.sleep(0.3)
     assert not any("Another detail" in (m.text or "") for m in org.officer("rc-ines").messages)
+
+
+async def test_an_officer_yet_to_accept_the_invitation_does_not_hold_content(
+        start_org: Starter) -> None:
+    """A new group (`relay groups create`) has roster officers as pending invites until
+    they accept; they may read the cases, so nothing is held for them."""
+    run = await start_org("mpp")
+    org = run.org
+    kim = org.reporter("Kim")
+    ref = await report(kim, identity="anonymous", scope="1", category="7")
+    group = org.group("regen-group")
+    await expect(org.officer("rc-ines"), ref)
+    aaliyah = org.officer("rc-aaliyah")
+    await org.sandbox.remove_member(group, aaliyah, by=org.officer("rc-tomas"))
+    await org.sandbox.invite(group, aaliyah, by=org.officer("rc-tomas"))
+    await asyncio.sleep(0.3)  # the update frames make relay re-read the group
+    assert await run.relay.roster.refresh()
+    assert run.relay.roster.groups[group.id].pending  # she really is only invited
+    await until_group(run, clean=True)
+    await say(kim, "One more detail.", "added to your report")
+    await expect(org.officer("rc-ines"), "One more detail", wait=15)
+    assert not any("not on the roster" in (m.text or "")
+                   for m in org.officer("rc-rowan").messages)
