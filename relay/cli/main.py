@@ -136,6 +136,21 @@ def main() -> None:
     app()
 
 
-from relay.cli import keyops  # noqa: E402 - registers `keys rotate|verify` and `purge`
+# Each module registers its own commands; imported last so `app` and helpers exist.
+from relay.cli import (  # noqa: E402
+    accountcmd,
+    doctorcmd,
+    groupscmd,
+    healthcmd,
+    initcmd,
+    keyops,
+    sandboxcmd,
+)
 
-keyops.register(app, keys_app)
+keyops.register(app, keys_app)  # `keys rotate|verify` and `purge`
+initcmd.register(app)  # `init`, `db upgrade`
+groupscmd.register(app)  # `groups create`
+accountcmd.register(app)  # `register`, `link`, `profile`, `pin`
+sandboxcmd.register(app)  # `sandbox serve|phone|send|inbox|code`
+doctorcmd.register(app)  # `doctor`
+healthcmd.register(app)  # `health`

@@ -6,11 +6,25 @@ simulated phones so a test reads like a chat. It never prints or logs.
 Server
     ``sandbox = Sandbox(bot_number="+4915112345678", bot_aci=..., host="127.0.0.1",
     port=0, buffer_when_no_subscriber=False, webhook_url=None, webhook_timeout=None,
-    bot_profile_name="Relay", clock_start_ms=None, ping_interval=54.0)``;
+    bot_profile_name="Relay", clock_start_ms=None, ping_interval=54.0,
+    registered=True, auto_phones=False)``;
     ``await sandbox.start()`` / ``await sandbox.stop()`` (or ``async with``);
     ``sandbox.service`` (``"127.0.0.1:PORT"``, signalbot's ``signal_service``),
     ``base_url``, ``receive_url``, ``bot`` (:class:`BotAccount`: number, aci,
     profile_name).
+
+Account setup (WIRE §10; :mod:`relay.sandbox.account`)
+    ``registered=False``: the bot number is not an account yet (no profile name; account
+    routes answer ``Specified account does not exist``; ``GET /v1/accounts`` is empty).
+    ``POST /v1/register/{n}`` needs a captcha (``signalcaptcha://signal-…``) unless
+    ``faults.captcha(required=False)``; it leaves ``sandbox.verification_code`` for
+    ``POST /v1/register/{n}/verify/{code}``. ``faults.registration_lock(pin)`` (or a PIN
+    set through ``POST /v1/accounts/{n}/pin``) makes verify need that PIN.
+    ``GET /v1/qrcodelink[/raw]`` starts a device link; ``POST /_sandbox/link/complete``
+    is the phone scanning it. ``GET /v1/contacts/{n}[/{id}]`` lists the phones the bot
+    has seen, and with ``?all_recipients=true`` the bot itself (``profile.given_name``).
+    ``auto_phones=True`` (standalone rehearsals): an unknown number or ACI named as a
+    group member becomes a new phone instead of ``The user … is not registered.``
 
 Phones (:class:`Phone`)
     ``alice = sandbox.add_phone("Alice", "+4917612345678", aci=None,

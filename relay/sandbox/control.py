@@ -23,6 +23,11 @@ phones are named by their sandbox name, groups by public or internal id.
 ``GET /_sandbox/requests``                the request log
 ``POST /_sandbox/raw``                    body text to every reader → ``{"subscribers"}``
 ``POST /_sandbox/wait-subscriber``        ``?count=1&timeout=5`` → 204, or 504
+``GET /_sandbox/verification-code``      ``{"code"}`` of the pending registration, or 404
+``GET /_sandbox/account``                 ``{registered, linked, device_name,
+                                          profile_name, link_pending, pin_set}``
+``POST /_sandbox/link/complete``          ``{profile_name?}``: the phone scanned the link
+                                          → 204 (400 when no link is pending)
 =======================================  ==================================================
 """
 
@@ -54,7 +59,8 @@ FAULTS = frozenset(
         "send_slow", "upload_413", "no_profile_name", "group_not_member",
         "group_send_not_allowed", "group_not_found", "attachment_404", "attachment_500",
         "about_version", "about_mode", "health_down", "groups_list_400", "groups_get_404",
-        "group_entry_missing_member", "webhook_slow", "webhook_down",
+        "group_entry_missing_member", "webhook_slow", "webhook_down", "captcha",
+        "registration_lock",
     }
 )  # fmt: skip
 
@@ -76,6 +82,9 @@ def add_routes(app: web.Application, sandbox: Sandbox) -> None:
     router.add_get("/_sandbox/requests", routes.requests)
     router.add_post("/_sandbox/raw", routes.raw)
     router.add_post("/_sandbox/wait-subscriber", routes.wait_subscriber)
+    router.add_get("/_sandbox/verification-code", routes.verification_code)
+    router.add_get("/_sandbox/account", routes.account)
+    router.add_post("/_sandbox/link/complete", routes.complete_link)
 
 
 class ControlError(Exception):
@@ -116,9 +125,11 @@ class _Control:
     async def _guard(
         self, request: web.Request, action: Callable[[web.Request], Awaitable[web.Response]]
     ) -> web.StreamResponse:
+        from relay.sandbox.server import SandboxError  # server imports this module
+
         try:
             return await action(request)
-        except ControlError as exc:
+        except (ControlError, SandboxError) as exc:
             return error_response(400, str(exc))
         except (TypeError, ValueError, KeyError) as exc:
             return error_response(400, f"{type(exc).__name__}: {exc}")
@@ -276,6 +287,37 @@ class _Control:
         except TimeoutError:
             return error_response(504, "no subscriber")
         return no_content()
+
+    async def verification_code(self, _request: web.Request) -> web.Response:
+        code = self.sandbox.verification_code
+        if code is None:
+            return error_response(404, "no registration is pending")
+        return json_response(200, {"code": code})
+
+    async def account(self, _request: web.Request) -> web.Response:
+        sandbox = self.sandbox
+        account = sandbox.account
+        return json_response(
+            200,
+            {
+                "registered": account.registered,
+                "linked": account.linked,
+                "device_name": account.device_name,
+                "profile_name": sandbox.bot.profile_name,
+                "link_pending": account.link_uri is not None,
+                "pin_set": bool(account.pin),
+            },
+        )
+
+    async def complete_link(self, request: web.Request) -> web.StreamResponse:
+        async def run(req: web.Request) -> web.Response:
+            body = await _json(req)
+            if not self.sandbox.account.finish_link():
+                raise ControlError("no device link is pending (GET /v1/qrcodelink first)")
+            self.sandbox.set_profile_name(str(body.get("profile_name", "Linked Person")))
+            return no_content()
+
+        return await self._guard(request, run)
 
 
 def _phone_json(phone: Phone) -> dict[str, Any]:

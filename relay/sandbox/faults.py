@@ -20,6 +20,9 @@ Send path (``POST /v2/send``)
     ``send_partial_errors(reason)``, ``send_legacy_object``, ``send_hang``,
     ``send_slow(seconds)``, ``upload_413``, ``no_profile_name``, ``group_not_member``,
     ``group_send_not_allowed``, ``group_not_found``.
+Account setup
+    ``captcha(required)`` (default: required, as Signal nowadays),
+    ``registration_lock(pin)`` (verify needs ``pin``).
 Control
     ``attachment_404``, ``attachment_500``, ``about_version(v)``, ``about_mode(m)``,
     ``health_down(status)``, ``groups_list_400``, ``groups_get_404``,
@@ -294,6 +297,17 @@ class Faults:
     def group_not_found(self, group: SandboxGroup | None = None, *, times: int | None = 1) -> None:
         """Group sends fail with ``Group not found: …``."""
         self.arm("group_not_found", times=times, target=group)
+
+    # -- account setup -------------------------------------------------------------------
+    def captcha(self, required: bool = True) -> None:
+        """``POST /v1/register`` without a captcha fails (``required``) or succeeds, until
+        cleared (then the sandbox's ``account.captcha_required`` applies, default True)."""
+        self.arm("captcha", times=None, value=required)
+
+    def registration_lock(self, pin: str) -> None:
+        """The number is locked with ``pin``: verify without it (or with a wrong one)
+        fails with signal-cli's text; with it, it succeeds. Persistent until cleared."""
+        self.arm("registration_lock", times=None, value=pin)
 
     # -- control ---------------------------------------------------------------------------
     def attachment_404(self, *, times: int | None = 1) -> None:

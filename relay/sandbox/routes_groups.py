@@ -290,13 +290,10 @@ class _GroupRoutes:
     def _resolve(self, identifiers: list[str]) -> tuple[list[Party], str | None]:
         parties: list[Party] = []
         for identifier in identifiers:
-            if identifier in (self.sandbox.bot.number, self.sandbox.bot.aci):
-                parties.append(self.sandbox.bot)
-                continue
-            phone = self.sandbox.find_phone(identifier)
-            if phone is None:
+            party = self.sandbox.resolve_party(identifier)  # auto_phones may create one
+            if party is None:
                 return [], identifier
-            parties.append(phone)
+            parties.append(party)
         return parties, None
 
 

@@ -88,7 +88,7 @@ class _MiscRoutes:
 
     async def list_identities(self, request: web.Request) -> web.Response:
         number = request.match_info["number"]
-        if number != self.sandbox.bot.number:
+        if number != self.sandbox.bot.number or not self.sandbox.account.registered:
             return error_response(500, "Specified account does not exist")
         entries = [
             {
@@ -135,7 +135,7 @@ class _MiscRoutes:
                 400, "Couldn't decode base64 encoded avatar: illegal base64 data at input byte 0"
             )
         self.sandbox.check_account(request.match_info["number"])
-        self.sandbox.bot.profile_name = body["name"]
+        self.sandbox.set_profile_name(body["name"])
         return no_content()
 
     async def update_contact(self, request: web.Request) -> web.Response:
@@ -147,6 +147,8 @@ class _MiscRoutes:
             raise fail(400, "Couldn't process request - recipient missing")
         self.sandbox.check_account(request.match_info["number"])
         phone = self.sandbox.find_phone(recipient)
+        if phone is not None:
+            self.sandbox.mark_seen(phone)
         if body.get("name") and phone is not None:
             self.sandbox.contact_names[phone.aci] = body["name"]
         expiration = body.get("expiration_in_seconds", 0)

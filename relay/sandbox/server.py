@@ -14,12 +14,28 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from relay.sandbox import control, frames, routes_groups, routes_messages, routes_misc
+from relay.sandbox import (
+    control,
+    frames,
+    routes_account,
+    routes_contacts,
+    routes_groups,
+    routes_messages,
+    routes_misc,
+)
+from relay.sandbox.account import PIN_TRIES, AccountState
 from relay.sandbox.attachments import extension_for
 from relay.sandbox.faults import Faults
 from relay.sandbox.frames import Json
 from relay.sandbox.hub import Hub, Outcome
-from relay.sandbox.ids import Timestamps, new_aci, new_attachment_id, new_internal_group_id
+from relay.sandbox.ids import (
+    Timestamps,
+    is_phone_number,
+    is_uuid,
+    new_aci,
+    new_attachment_id,
+    new_internal_group_id,
+)
 from relay.sandbox.phones import Phone, Received
 from relay.sandbox.rest import Reply, error_response, fail, go_json, page_not_found
 from relay.sandbox.state import (
@@ -69,9 +85,13 @@ class Sandbox:
         bot_profile_name: str | None = "Relay",
         clock_start_ms: int | None = None,
         ping_interval: float = 54.0,
+        registered: bool = True,
+        auto_phones: bool = False,
     ) -> None:
         self.bot = BotAccount(
-            number=bot_number, aci=bot_aci or new_aci(), profile_name=bot_profile_name
+            number=bot_number,
+            aci=bot_aci or new_aci(),
+            profile_name=bot_profile_name if registered else None,
         )
         self.host = host
         self._requested_port = port
@@ -86,6 +106,10 @@ class Sandbox:
         self.groups: list[SandboxGroup] = []
         self.attachments: dict[str, StoredAttachment] = {}
         self.contact_names: dict[str, str] = {}
+        self.account = AccountState(registered=registered)
+        self.auto_phones = auto_phones
+        self.profile_updated_ms = self.clock.peek() if self.bot.profile_name else 0
+        self._seen: list[Phone] = []
         self.hub = Hub(
             account=bot_number,
             faults=self.faults,
@@ -110,6 +134,8 @@ class Sandbox:
         routes_misc.add_routes(app, self)
         routes_groups.add_routes(app, self)
         routes_messages.add_routes(app, self)
+        routes_contacts.add_routes(app, self)
+        routes_account.add_routes(app, self)
         app.router.add_get("/v1/receive/{number}", self.hub.handle)
         control.add_routes(app, self)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -420,6 +446,7 @@ class Sandbox:
         reaches_bot = bot_involved if bot_involved is not None else self._bot_involved(group)
         if not reaches_bot:
             return ts
+        self.mark_seen(phone)
         params = frames.frame(env, self.bot.number)
         if phone.trust == "UNTRUSTED":
             self._held.setdefault(phone, []).append(frames.encode_frame(params))
@@ -485,6 +512,7 @@ class Sandbox:
     # -- bot side --------------------------------------------------------------------------
     def deliver_to(self, phone: Phone, item: Received) -> None:
         """Hand something the bot sent to ``phone``."""
+        self.mark_seen(phone)
         phone.deliver(item)
 
     def trust(self, phone: Phone, *, verified: bool) -> None:
@@ -520,8 +548,75 @@ class Sandbox:
 
     def check_account(self, number: str) -> None:
         """signal-cli's answer for an account this daemon does not have (raises Reply)."""
-        if number != self.bot.number:
+        if number != self.bot.number or not self.account.registered:
             raise fail(400, "Specified account does not exist")
+
+    # -- account setup ---------------------------------------------------------------------
+    @property
+    def verification_code(self) -> str | None:
+        """The code the last ``POST /v1/register`` "sent" (None when none is pending)."""
+        return self.account.verification_code
+
+    def captcha_required(self) -> bool:
+        """Whether registering without a captcha fails (the ``captcha`` fault overrides)."""
+        switch = self.faults.peek("captcha")
+        return self.account.captcha_required if switch is None else bool(switch.value)
+
+    def registration_lock_pin(self) -> str | None:
+        """The PIN a verify must give: the ``registration_lock`` fault's, else the account's."""
+        switch = self.faults.peek("registration_lock")
+        if switch is not None:
+            return str(switch.value)
+        return self.account.pin or None
+
+    def complete_registration(self) -> None:
+        """Verify succeeded: the bot number is a registered primary device."""
+        account = self.account
+        account.registered = True
+        account.linked = False
+        account.verification_code = None
+        account.pin_tries_left = PIN_TRIES
+
+    def set_profile_name(self, name: str) -> None:
+        """``PUT /v1/profiles``: the bot's profile name (and its update time)."""
+        self.bot.profile_name = name
+        self.profile_updated_ms = self.clock.peek()
+
+    def mark_seen(self, phone: Phone) -> None:
+        """The bot has this phone as a recipient (``GET /v1/contacts`` lists it)."""
+        if not any(seen is phone for seen in self._seen):
+            self._seen.append(phone)
+
+    def seen_phones(self) -> list[Phone]:
+        """Phones the bot knows: seen ones, then members of the bot's groups."""
+        known = list(self._seen)
+        for group in self.groups:
+            if not group.known_to_bot:
+                continue
+            for party in [*group.members, *group.pending]:
+                if isinstance(party, Phone) and not any(p is party for p in known):
+                    known.append(party)
+        return known
+
+    def resolve_party(self, identifier: str) -> Party | None:
+        """The bot or the phone with this number/ACI; with ``auto_phones`` an unknown
+        number or ACI becomes a new phone (profile key known) instead of ``None``."""
+        if identifier in (self.bot.number, self.bot.aci):
+            return self.bot
+        phone = self.find_phone(identifier)
+        if phone is not None or not self.auto_phones:
+            return phone
+        if is_uuid(identifier):
+            return self.add_phone(self._auto_name(), aci=identifier.lower())
+        if is_phone_number(identifier) and len(identifier) > 1:
+            return self.add_phone(self._auto_name(), identifier)
+        return None
+
+    def _auto_name(self) -> str:
+        index = len(self.phones) + 1
+        while f"auto-{index}" in self.phones:
+            index += 1
+        return f"auto-{index}"
 
     # -- middleware ------------------------------------------------------------------------
     @web.middleware
