@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from relay.due import DueRunner
 from relay.escalation import Escalations
 from relay.gateway import SignalGateway
 from relay.groups import GroupRoster
+from relay.health import HealthEndpoint, serve
 from relay.lifecycle import CaseLifecycle
 from relay.logs import get_logger
 from relay.loops import run_until_stopped
@@ -63,6 +65,8 @@ class Relay:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _webhook: web.AppRunner | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    health: HealthEndpoint | None = None  # /healthz and /metrics on loopback, when on
+    timers_ran_at: datetime | None = None  # when the timer loop last completed a run
 
     def run_db(self, fn: Any, *args: Any) -> asyncio.Future[Any]:
         return asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
@@ -112,6 +116,7 @@ class Relay:
         """Fire the timers due at the clock's `now` (the loop calls this; tests call it
         after moving a fake clock). Returns how many fired."""
         fired = int(await self.run_db(self.due.run_due, self.clock.now()))
+        self.timers_ran_at = self.clock.now()
         if fired:
             self.pump.wake.set()
         return fired
@@ -164,6 +169,7 @@ class Relay:
         if self.cfg.signal.webhook_listen:
             self._webhook = await webhook.start(self.ingest_webhook,
                                                 self.cfg.signal.webhook_listen)
+        self.health = await serve(self)  # before the wait: it reports a missing socket
         await self.receiver.connected.wait()
         self.ready.set()
         log.info("relay.ready")
@@ -180,6 +186,8 @@ class Relay:
                 await asyncio.wait_for(task, timeout=10)
         if self._webhook is not None:
             await self._webhook.cleanup()
+        if self.health is not None:
+            await self.health.stop()
         await self.gateway.close()
         await self.roster.close()
         self._db.shutdown(wait=True)

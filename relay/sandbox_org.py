@@ -63,6 +63,8 @@ def org_config_data(example: str, *, service: str, data_dir: Path,
         signal["webhook_listen"] = webhook_listen
     data["storage"] = {"url": database_url or f"sqlite:///{data_dir / 'relay.db'}"}
     data["keys"] = {"directory": str(data_dir / "keys"), "source": "directory"}
+    # any free loopback port: sandbox organisations never collide on health.listen
+    data.setdefault("health", {})["listen"] = "127.0.0.1:0"
     return data
 
 

@@ -15,6 +15,9 @@ from relay.logs import get_logger
 log = get_logger("webhook")
 
 WEBHOOK_PATH = "/v1/receive-webhook"
+SINK_BANNER = "relay webhook sink"
+"""What `GET WEBHOOK_PATH` answers, so `relay doctor` can tell relay's sink from another
+program on the port."""
 MAX_BODY = 4 * 1024 * 1024
 
 
@@ -30,8 +33,12 @@ def make_app(ingest: Callable[[list[str]], Awaitable[None]]) -> web.Application:
             return web.Response(status=503, text="try again")
         return web.Response(status=200, text="ok")
 
+    async def banner(_request: web.Request) -> web.Response:
+        return web.Response(status=200, text=SINK_BANNER)
+
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post(WEBHOOK_PATH, receive)
+    app.router.add_get(WEBHOOK_PATH, banner)
     return app
 
 

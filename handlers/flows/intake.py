@@ -423,8 +423,13 @@ def _choice_options(choices: Sequence[Choice]) -> tuple[_Option, ...]:
 
 
 def _category_options(ctx: FlowContext) -> tuple[_Option, ...]:
-    other = _Option(CATEGORY_OTHER, ctx.say("category_other"), words=frozenset({"other"}))
-    return (*_choice_options(ctx.categories), other)
+    """The organisation's categories, then "Something else" unless one of them already
+    says exactly that (two identical lines would make the reporter wonder which to pick)."""
+    configured = _choice_options(ctx.categories)
+    label = ctx.say("category_other")
+    if any(c.label.casefold() == label.casefold() for c in configured):
+        return configured
+    return (*configured, _Option(CATEGORY_OTHER, label, words=frozenset({"other"})))
 
 
 def _people_options(people: Sequence[Person]) -> tuple[_Option, ...]:

@@ -91,7 +91,7 @@ def _interactive() -> bool:
 
 def _admin(command: str, config: Path) -> SignalAdmin:
     try:
-        cfg = load_config(config)
+        cfg = load_config(config, allow_pending_groups=True)
     except ConfigError as exc:
         print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for problem in exc.problems:

@@ -20,9 +20,11 @@ app.add_typer(keys_app, name="keys")
 ConfigOpt = typer.Option(Path("relay.toml"), "--config", "-c", help="organisation TOML file")
 
 
-def _load_or_exit(path: Path) -> OrgConfig:
+def _load_or_exit(path: Path, *, strict: bool = False) -> OrgConfig:
+    """The config, or its problems on stderr and exit 2. Only `run` and `config check` are
+    `strict`: the other commands work before the officers' groups exist."""
     try:
-        return load_config(path)
+        return load_config(path, allow_pending_groups=not strict)
     except ConfigError as exc:
         print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for problem in exc.problems:
@@ -39,7 +41,7 @@ def _catalog_problems(cfg: OrgConfig) -> list[str]:
 @config_app.command("check")
 def config_check(path: Path = typer.Argument(..., help="the TOML file to check")) -> None:
     """Validate a config file; print one line per problem, naming the field and the fix."""
-    cfg = _load_or_exit(path)
+    cfg = _load_or_exit(path, strict=True)
     problems = _catalog_problems(cfg)
     if problems:
         print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
@@ -87,7 +89,7 @@ def run(config: Path = ConfigOpt) -> None:
     """Run the relay against the configured signal-cli-rest-api."""
     from relay.runner import run_relay
 
-    cfg = _load_or_exit(config)
+    cfg = _load_or_exit(config, strict=True)
     problems = _catalog_problems(cfg)
     if problems:
         for problem in problems:
@@ -114,15 +116,31 @@ app.add_typer(audit_app, name="audit")
 @audit_app.command("verify")
 def audit_verify(config: Path = ConfigOpt) -> None:
     """Recompute the audit hash chain from the first entry; exit 1 if it was altered."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from relay import audit
-    from relay.store.db import make_engine, make_sessionmaker
+    from relay.store.db import make_engine, make_sessionmaker, sqlite_path
+    from relay.store.migrate import current_revision
 
     cfg = _load_or_exit(config)
+    path = sqlite_path(cfg.storage.url)
+    if path is not None and not path.exists():
+        print("audit: no database at storage.url; check the path, or create it with "
+              "`relay init` / `relay db upgrade`", file=sys.stderr)
+        raise typer.Exit(2)
     engine = make_engine(cfg.storage.url)
     try:
+        if current_revision(engine) is None:
+            print("audit: the database at storage.url has no relay schema yet; "
+                  "run `relay db upgrade`", file=sys.stderr)
+            raise typer.Exit(2)
         with make_sessionmaker(engine).begin() as s:
             problems = audit.verify(s)
             count = audit.count(s)
+    except SQLAlchemyError as exc:
+        print(f"audit: database error at storage.url ({type(exc).__name__}); check the URL, "
+              "that the server is running, and the file permissions", file=sys.stderr)
+        raise typer.Exit(2) from None
     finally:
         engine.dispose()
     if problems:

@@ -89,7 +89,7 @@ def serve(
 
 def _load_phones_config(path: Path) -> OrgConfig:
     try:
-        return load_config(path)
+        return load_config(path, allow_pending_groups=True)
     except ConfigError as exc:
         print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for problem in exc.problems:

@@ -12,7 +12,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from relay.config.schema import SLUG, OrgConfig
+from relay.config.schema import PENDING_GROUPS, SLUG, OrgConfig
 
 
 @dataclass(frozen=True)
@@ -140,14 +140,25 @@ def _split_references(msg: str) -> list[ConfigProblem]:
     return problems
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>") -> OrgConfig:
+def validation_problems(exc: ValidationError) -> list[ConfigProblem]:
+    """The lines `load_config` would print for `exc` (also for one section's model)."""
+    return _problems_from(exc)
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>", *,
+                 allow_pending_groups: bool = False) -> OrgConfig:
+    """Validate parsed TOML. `allow_pending_groups`: team scopes and a 'group'
+    coordination channel may lack group_id (before `relay groups create`)."""
     try:
-        return OrgConfig.model_validate(data)
+        return OrgConfig.model_validate(
+            data, context={PENDING_GROUPS: allow_pending_groups})
     except ValidationError as exc:
         raise ConfigError(source, _problems_from(exc)) from None
 
 
-def load_config(path: Path) -> OrgConfig:
+def load_config(path: Path, *, allow_pending_groups: bool = False) -> OrgConfig:
+    """Read and validate the TOML file. Strict by default (`relay run`, `config check`);
+    `allow_pending_groups=True` for set-up commands (`init`, `groups create`, `doctor`)."""
     source = str(path)
     try:
         raw = path.read_bytes()
@@ -165,4 +176,4 @@ def load_config(path: Path) -> OrgConfig:
         raise ConfigError(source, [ConfigProblem("", "file is not UTF-8 text")]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [ConfigProblem("", f"not valid TOML: {exc}")]) from None
-    return parse_config(data, source)
+    return parse_config(data, source, allow_pending_groups=allow_pending_groups)

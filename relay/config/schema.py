@@ -175,9 +175,12 @@ class Scope(_Strict):
         return _public_group_id(value)
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> Self:
-        if self.kind is ScopeKind.TEAM and self.group_id is None:
-            raise ValueError("a 'team' scope needs group_id (the officers' Signal group)")
+    def _kind_fields(self, info: ValidationInfo) -> Self:
+        if self.kind is ScopeKind.TEAM and self.group_id is None and not _pending_ok(info):
+            raise ValueError(
+                f"team scope '{self.id}' needs group_id and has no Signal group yet; "
+                f"run `relay groups create {self.id}`"
+            )
         if self.kind is ScopeKind.CHOSEN and self.group_id is not None:
             raise ValueError("a 'chosen' scope is delivered 1:1; remove group_id")
         if self.kind is ScopeKind.CHOSEN and not self.support:
@@ -207,10 +210,24 @@ class Coordination(_Strict):
         return _public_group_id(value)
 
     @model_validator(mode="after")
-    def _group(self) -> Self:
-        if self.channel is CoordinationChannel.GROUP and self.group_id is None:
-            raise ValueError("channel 'group' needs group_id")
+    def _group(self, info: ValidationInfo) -> Self:
+        if (self.channel is CoordinationChannel.GROUP and self.group_id is None
+                and not _pending_ok(info)):
+            raise ValueError(
+                "channel 'group' needs group_id and the coordinators' Signal group does not "
+                'exist yet; run `relay groups create --coordination` (or set channel = "dm")'
+            )
         return self
+
+
+PENDING_GROUPS = "allow_pending_groups"
+"""Validation-context key: team scopes and the coordination group may lack group_id
+(a new organisation before `relay groups create`)."""
+
+
+def _pending_ok(info: ValidationInfo) -> bool:
+    context = info.context
+    return isinstance(context, dict) and context.get(PENDING_GROUPS) is True
 
 
 class Intake(_Strict):
@@ -307,6 +324,62 @@ class Moderation(_Strict):
         return value
 
 
+_LOOPBACK_HINT = (
+    "must be a loopback address (127.0.0.1, [::1] or localhost): /healthz and /metrics "
+    "have no authentication; to scrape from elsewhere, put an authenticating proxy in front"
+)
+
+
+class Health(_Strict):
+    """The health and metrics endpoint (`GET /healthz`, `GET /metrics`): counts and ages
+    only, never content or identities. It has no authentication, so loopback only."""
+
+    enabled: bool = True
+    listen: str | None = Field(
+        default="127.0.0.1:9464",
+        description="loopback host:port; port 0 picks a free port; '' turns it off",
+    )
+    outbox_stale_seconds: float = Field(
+        default=600, gt=0, le=7 * 86400,
+        description="unhealthy when a message has waited to be sent longer than this",
+    )
+    timers_stale_seconds: float = Field(
+        default=180, ge=60, le=7 * 86400,
+        description="unhealthy when the timer loop (every 30 s) has not run for this long",
+    )
+    inbox_stale_seconds: float = Field(
+        default=300, gt=0, le=7 * 86400,
+        description="unhealthy when a received message has waited this long to be handled",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback(cls, value: str | None) -> str | None:
+        import ipaddress
+
+        if not value:
+            return value
+        if "://" in value:
+            raise ValueError("write host:port without a scheme, e.g. '127.0.0.1:9464'")
+        if not HOST_PORT.match(value) or int(value.rpartition(":")[2]) > 65535:
+            raise ValueError("expected host:port, e.g. '127.0.0.1:9464'")
+        host = value.rpartition(":")[0].strip("[]")
+        if host.lower() == "localhost":
+            return value
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(_LOOPBACK_HINT)
+        return value
+
+    @property
+    def address(self) -> str | None:
+        """host:port to serve on, or None when the endpoint is turned off."""
+        return self.listen if self.enabled and self.listen else None
+
+
 def _default_help_kinds() -> tuple[HelpKind, ...]:
     return (
         HelpKind(id="support", label="Support",
@@ -340,6 +413,7 @@ class OrgConfig(_Strict):
         default_factory=dict, description="overrides of catalog strings, by message id"
     )
     moderation: Annotated[Moderation, AfterValidator(Moderation.check_officers)] = Moderation()
+    health: Health = Health()
 
     @model_validator(mode="after")
     def _references(self) -> Self:

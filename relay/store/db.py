@@ -22,6 +22,14 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a `sqlite:///` URL; None for PostgreSQL or an in-memory database."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///")
+    return Path(path) if path and path != ":memory:" else None
+
+
 def make_engine(url: str) -> Engine:
     """Build the one engine for this process. Parameters are never shown in errors."""
     if url.startswith("sqlite:///"):

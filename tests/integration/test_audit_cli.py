@@ -60,3 +60,17 @@ def test_audit_verify_detects_an_edited_and_a_deleted_row(tmp_path: Path,
     deleted = runner.invoke(app, ["audit", "verify", "-c", str(config)])
     assert deleted.exit_code == 1
     assert "seq gap at 2" in deleted.stderr
+
+
+def test_audit_verify_on_a_missing_or_empty_database_says_what_to_run(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    runner = CliRunner()
+    missing = runner.invoke(app, ["audit", "verify", "-c", str(config)])
+    assert missing.exit_code == 2
+    assert "no database at storage.url" in missing.output
+    assert not (tmp_path / "relay.db").exists()  # checking must not create an empty file
+    make_engine(f"sqlite:///{tmp_path / 'relay.db'}").connect().close()  # an empty file
+    empty = runner.invoke(app, ["audit", "verify", "-c", str(config)])
+    assert empty.exit_code == 2
+    assert "relay db upgrade" in empty.output
+    assert "Traceback" not in empty.output

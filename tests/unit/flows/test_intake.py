@@ -691,3 +691,14 @@ def test_replies_stay_short_enough_for_a_phone() -> None:
     chat = at(CTX, S.CONFIRM)
     for reply in chat.log:
         assert len(reply) <= 700, reply
+
+
+def test_a_configured_something_else_is_not_listed_twice() -> None:
+    ctx = context(categories=[{"id": "harassment", "label": "Harassment"},
+                              {"id": "other", "label": "Something else"}])
+    ask = TABLE[S.CATEGORY].ask(begin(ctx).draft, ctx)
+    assert ask.count("Something else") == 1
+    assert "2. Something else" in ask
+    assert "3." not in ask
+    plain = TABLE[S.CATEGORY].ask(begin(CTX).draft, CTX)
+    assert "4. Something else" in plain  # without one, relay adds its own

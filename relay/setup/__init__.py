@@ -1,0 +1,1 @@
+"""Setting an organisation up: `relay init`, `relay db upgrade`, `relay groups create`."""
