@@ -13,6 +13,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import quote
@@ -27,6 +28,7 @@ DEFAULT_NUMBER = "+15550100001"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 CONTROL_TIMEOUT = 10.0
 POLL_SECONDS = 0.25
+REPLY_SETTLE_SECONDS = 0.5
 
 UrlOpt = typer.Option(DEFAULT_URL, "--url", help="the running sandbox (relay sandbox serve)")
 
@@ -220,9 +222,16 @@ def send(
     name: str = typer.Argument(..., help="the sending phone"),
     text: str = typer.Argument(..., help="the message"),
     group: str | None = typer.Option(None, "--group", help="send into this group id instead"),
+    reply_wait: float = typer.Option(
+        0.0,
+        "--reply-wait",
+        min=0.0,
+        help="then wait up to this many seconds for the bot's answer and print it",
+    ),
     url: str = UrlOpt,
 ) -> None:
     """The phone sends a message to the bot (a DM, or into --group)."""
+    before = len(_inbox_items(name, url)) if reply_wait else 0
     body: dict[str, Any] = {"text": text}
     if group:
         body["group"] = group
@@ -231,6 +240,31 @@ def send(
     )
     sent = _check("send", status, value, (200,))
     print(f"sent (timestamp {sent.get('timestamp')})")
+    if not reply_wait:
+        return
+    items = _wait_for(name, url, reply_wait, lambda items: len(items) > before)
+    if len(items) <= before:
+        _fail("send", f"no answer for {name} within {reply_wait:g} s")
+    time.sleep(REPLY_SETTLE_SECONDS)  # an answer can come in several messages
+    for item in _inbox_items(name, url)[before:]:
+        print(_describe(item))
+
+
+def _inbox_items(name: str, url: str) -> list[dict[str, Any]]:
+    status, value = _control("inbox", url, "GET", f"/_sandbox/phones/{quote(name, safe='')}/inbox")
+    items: list[dict[str, Any]] = _check("inbox", status, value, (200,))
+    return items
+
+
+def _wait_for(
+    name: str, url: str, seconds: float, done: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + seconds
+    while True:
+        items = _inbox_items(name, url)
+        if done(items) or time.monotonic() >= deadline:
+            return items
+        time.sleep(POLL_SECONDS)
 
 
 def inbox(
@@ -238,23 +272,26 @@ def inbox(
     wait: float = typer.Option(
         0.0, "--wait", min=0.0, help="wait up to this many seconds for something to arrive"
     ),
+    contains: str | None = typer.Option(
+        None, "--contains", help="with --wait: wait for a message containing this text"
+    ),
     url: str = UrlOpt,
 ) -> None:
     """Print what the bot sent this phone (oldest first)."""
-    deadline = time.monotonic() + wait
-    while True:
-        status, value = _control(
-            "inbox", url, "GET", f"/_sandbox/phones/{quote(name, safe='')}/inbox"
-        )
-        items = _check("inbox", status, value, (200,))
-        if items or time.monotonic() >= deadline:
-            break
-        time.sleep(POLL_SECONDS)
-    if not items:
+
+    def done(items: list[dict[str, Any]]) -> bool:
+        if contains is None:
+            return bool(items)
+        return any(contains in str(item.get("text") or "") for item in items)
+
+    items = _wait_for(name, url, wait, done)
+    if not done(items):
         if wait:
-            _fail("inbox", f"nothing arrived for {name} within {wait:g} s")
-        print(f"(nothing for {name} yet)")
-        return
+            wanted = f"no message containing {contains!r}" if contains else "nothing"
+            _fail("inbox", f"{wanted} arrived for {name} within {wait:g} s")
+        if not items:
+            print(f"(nothing for {name} yet)")
+            return
     for item in items:
         print(_describe(item))
 
