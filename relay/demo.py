@@ -99,7 +99,10 @@ async def run_demo(*, interactive: bool = False, pace: float = 0.6) -> int:
     from relay.app import build
     from relay.sandbox_org import start_sandbox_org
 
-    configure_logging(stream=sys.stderr, json=False, level=logging.WARNING)
+    # not cached: the demo also runs inside the test process, and a cached logger would
+    # keep writing through this configuration after the demo ends
+    configure_logging(stream=sys.stderr, json=False, level=logging.WARNING,
+                      cache_logger_on_first_use=False)
     with tempfile.TemporaryDirectory(prefix="relay-demo-") as tmp:
         org = await start_sandbox_org("mpp", Path(tmp))
         keyring = init_keys_dir(org.cfg.keys.directory, SystemClock().now(),
