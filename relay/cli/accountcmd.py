@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 
-from relay.config import ConfigError, load_config
+from relay.cli.common import load_or_exit
 from relay.signal_admin import (
     CAPTCHA_URL,
     AlreadyRegisteredError,
@@ -89,14 +89,8 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _admin(command: str, config: Path) -> SignalAdmin:
-    try:
-        cfg = load_config(config, allow_pending_groups=True)
-    except ConfigError as exc:
-        print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        _fail(command, "fix the config file first (relay config check FILE)", 2)
+def _admin(config: Path) -> SignalAdmin:
+    cfg = load_or_exit(config)
     signal = cfg.signal
     return SignalAdmin(service=signal.service, number=signal.bot_number, scheme=signal.connection)
 
@@ -140,7 +134,7 @@ def register_number(
 ) -> None:
     """Register signal.bot_number as the bot's own Signal account (step 1: request a code;
     step 2: --code CODE)."""
-    admin = _admin("register", config)
+    admin = _admin(config)
     if code is not None:
         _verify(admin, _normalise_code(code), pin)
         return
@@ -225,7 +219,7 @@ def profile_set(
     name = name.strip()
     if not name or any(ch in name for ch in "\r\n\t"):
         _fail("profile set", "NAME must be a non-empty single line, e.g. 'Conduct Team'", 2)
-    admin = _admin("profile set", config)
+    admin = _admin(config)
     _run("profile set", admin.set_profile_name(name))
     print(f"profile name set for signal.bot_number ({len(name)} characters).")
 
@@ -251,7 +245,7 @@ def pin_set(
             "pin set", "no PIN given: run it in a terminal to type it, or pass --pin-file FILE", 2
         )
     pin = _check_pin("pin set", pin)
-    admin = _admin("pin set", config)
+    admin = _admin(config)
     _run("pin set", admin.set_pin(pin))
     print("registration-lock PIN set for signal.bot_number.")
     print("Keep it in the organisation's password manager: re-registering the number needs it.")
@@ -259,7 +253,7 @@ def pin_set(
 
 def pin_remove(config: Path = ConfigOpt) -> None:
     """Remove the registration-lock PIN."""
-    admin = _admin("pin remove", config)
+    admin = _admin(config)
     _run("pin remove", admin.remove_pin())
     print("registration-lock PIN removed for signal.bot_number.")
 
@@ -288,7 +282,7 @@ def link_device(
         answer = typer.prompt('Type "yes" to link anyway', default="", show_default=False)
         if answer.strip().lower() != "yes":
             _fail("link", "not linking (you did not type yes)")
-    admin = _admin("link", config)
+    admin = _admin(config)
     if _run("link", admin.is_registered()):
         print("signal.bot_number is already an account on this signal-cli-rest-api; "
               "nothing to link.")  # fmt: skip

@@ -37,7 +37,7 @@ def create(
         help="make a new group even if the config already names one"),
 ) -> None:
     """Create the group (admin-only, no invite link) and write its group_id into the config."""
-    from relay.cli.initcmd import load_allowing_pending
+    from relay.cli.common import load_or_exit
     from relay.setup.groups import (
         GroupSetupError,
         coordination_target,
@@ -48,7 +48,7 @@ def create(
     if coordination == (scope is not None):
         raise _fail("give either a team scope's id (relay groups create SCOPE) or "
                     "--coordination, not both")
-    cfg = load_allowing_pending(config)
+    cfg = load_or_exit(config)
     try:
         target: Target = (coordination_target(cfg, replace=replace) if scope is None
                           else scope_target(cfg, scope, replace=replace))
@@ -69,7 +69,7 @@ def _write_group_id(config: Path, scope_id: str | None, group_id: str) -> None:
     comments; the new text is checked before it replaces the file, and read back after."""
     import tomllib
 
-    from relay.cli.initcmd import load_allowing_pending
+    from relay.cli.common import load_or_exit
     from relay.config import ConfigError, parse_config
     from relay.setup.files import write_text_atomic
     from relay.setup.toml_edit import TomlEditError, set_value
@@ -91,7 +91,7 @@ def _write_group_id(config: Path, scope_id: str | None, group_id: str) -> None:
         where = "[coordination]" if scope_id is None else f"the [[scopes]] block of '{scope_id}'"
         raise _fail(f"the group was created but {config} could not be updated ({reason}); "
                     f'add group_id = "{group_id}" to {where} by hand') from None
-    load_allowing_pending(config)
+    load_or_exit(config)
 
 
 def _report(config: Path, target: Target, created: Created) -> None:

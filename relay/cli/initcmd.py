@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from relay.cli.common import load_or_exit
+
 if TYPE_CHECKING:
     from relay.config import OrgConfig
     from relay.setup.answers import Answers
@@ -24,19 +26,6 @@ db_app = typer.Typer(no_args_is_help=True, help="Manage the database schema.")
 def _fail(command: str, line: str, code: int = 2) -> typer.Exit:
     print(f"relay {command}: {line}", file=sys.stderr)
     return typer.Exit(code)
-
-
-def load_allowing_pending(path: Path) -> OrgConfig:
-    """Load the config with team groups allowed to be pending; print problems and exit 2."""
-    from relay.config import ConfigError, load_config
-
-    try:
-        return load_config(path, allow_pending_groups=True)
-    except ConfigError as exc:
-        print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        raise typer.Exit(2) from None
 
 
 def init(
@@ -80,7 +69,7 @@ def init(
     passphrase = _passphrase(cfg, interactive=interactive)
     _write(config, text)
     failures = _keys(cfg, config, passphrase) + _database(cfg, config)
-    load_allowing_pending(config)
+    load_or_exit(config)
     if failures:
         for line in failures:
             print(f"relay init: {line}", file=sys.stderr)
@@ -229,7 +218,7 @@ def db_upgrade(config: Path = ConfigOpt) -> None:
     """Migrate the database in storage.url to the current schema."""
     from relay.setup.database import DatabaseSetupError, describe, upgrade_to_head
 
-    cfg = load_allowing_pending(config)
+    cfg = load_or_exit(config)
     try:
         result = upgrade_to_head(cfg.storage.url)
     except DatabaseSetupError as exc:

@@ -25,9 +25,9 @@ ConfigOpt = typer.Option(Path("relay.toml"), "--config", "-c", help="organisatio
 
 
 def _load(config: Path) -> OrgConfig:
-    from relay.cli.main import _load_or_exit
+    from relay.cli.common import load_or_exit
 
-    return _load_or_exit(config)
+    return load_or_exit(config)
 
 
 @contextmanager

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from relay.config import ConfigError, OrgConfig, load_config
+from relay.cli.common import load_or_exit
+from relay.config import OrgConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="relay: a secure conduct-reporting relay on Signal.")
@@ -20,18 +21,6 @@ app.add_typer(keys_app, name="keys")
 ConfigOpt = typer.Option(Path("relay.toml"), "--config", "-c", help="organisation TOML file")
 
 
-def _load_or_exit(path: Path, *, strict: bool = False) -> OrgConfig:
-    """The config, or its problems on stderr and exit 2. Only `run` and `config check` are
-    `strict`: the other commands work before the officers' groups exist."""
-    try:
-        return load_config(path, allow_pending_groups=not strict)
-    except ConfigError as exc:
-        print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        raise typer.Exit(2) from None
-
-
 def _catalog_problems(cfg: OrgConfig) -> list[str]:
     from handlers.flows.catalog import Catalog
 
@@ -41,7 +30,7 @@ def _catalog_problems(cfg: OrgConfig) -> list[str]:
 @config_app.command("check")
 def config_check(path: Path = typer.Argument(..., help="the TOML file to check")) -> None:
     """Validate a config file; print one line per problem, naming the field and the fix."""
-    cfg = _load_or_exit(path, strict=True)
+    cfg = load_or_exit(path, strict=True)
     problems = _catalog_problems(cfg)
     if problems:
         print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
@@ -59,7 +48,7 @@ def keys_init(config: Path = ConfigOpt) -> None:
     from relay.clock import SystemClock
     from relay.keysource import create_keyring
 
-    cfg = _load_or_exit(config)
+    cfg = load_or_exit(config)
     try:
         create_keyring(cfg, SystemClock().now())
     except KeyringError as exc:
@@ -74,7 +63,7 @@ def keys_status(config: Path = ConfigOpt) -> None:
     from keys import KeyringError
     from relay.keysource import load_keyring
 
-    cfg = _load_or_exit(config)
+    cfg = load_or_exit(config)
     try:
         keyring = load_keyring(cfg)
     except KeyringError as exc:
@@ -89,7 +78,7 @@ def run(config: Path = ConfigOpt) -> None:
     """Run the relay against the configured signal-cli-rest-api."""
     from relay.runner import run_relay
 
-    cfg = _load_or_exit(config, strict=True)
+    cfg = load_or_exit(config, strict=True)
     problems = _catalog_problems(cfg)
     if problems:
         for problem in problems:
@@ -122,7 +111,7 @@ def audit_verify(config: Path = ConfigOpt) -> None:
     from relay.store.db import make_engine, make_sessionmaker, sqlite_path
     from relay.store.migrate import current_revision
 
-    cfg = _load_or_exit(config)
+    cfg = load_or_exit(config)
     path = sqlite_path(cfg.storage.url)
     if path is not None and not path.exists():
         print("audit: no database at storage.url; check the path, or create it with "

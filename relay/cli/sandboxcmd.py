@@ -21,7 +21,8 @@ from urllib.parse import quote
 import aiohttp
 import typer
 
-from relay.config import ConfigError, OrgConfig, load_config
+from relay.cli.common import load_or_exit
+from relay.config import OrgConfig
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_NUMBER = "+15550100001"
@@ -90,13 +91,7 @@ def serve(
 
 
 def _load_phones_config(path: Path) -> OrgConfig:
-    try:
-        return load_config(path, allow_pending_groups=True)
-    except ConfigError as exc:
-        print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        _fail("serve", "--phones-from: fix the config file first (relay config check FILE)", 2)
+    return load_or_exit(path)
 
 
 async def _serve(

@@ -268,7 +268,7 @@ def test_broken_config_is_reported_per_field(tmp_path: Path, canaries: Canaries)
     result = Cli(config, canaries)("register")
     assert result.exit_code == 2
     assert "signal.bot_number" in result.stderr
-    assert "fix the config file first" in result.stderr
+    assert "problem(s)" in result.stderr  # one line per problem, as every command prints
 
 
 def test_interactive_register_and_pin(tmp_path: Path, fresh: Served, canaries: Canaries) -> None:

@@ -106,4 +106,4 @@ def test_phones_from_a_broken_config_names_the_problem(tmp_path: Path) -> None:
     result = relay("sandbox", "serve", "--port", "0", "--phones-from", str(broken))
     assert result.returncode == 2
     assert "signal.bot_number" in result.stderr
-    assert "fix the config file first" in result.stderr
+    assert "broken.toml: " in result.stderr  # the file, then one line per problem
