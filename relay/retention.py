@@ -7,6 +7,10 @@ In order:
     messages, links and reply-map rows, plus the outbox rows about them;
 (c) finished inbox rows (done/quarantined) and finished outbox rows (sent/failed/
     unreachable) older than `INBOX_KEEP_DAYS` / `OUTBOX_KEEP_DAYS`;
+(c') moderation: warnings that can never count again (before a gap of
+    `moderation.warning_expiry_days`, or the whole series once it expired), removal votes
+    closed more than `retention.closed_case_days` ago (with their ballots), and subjects
+    left with neither;
 (d) every epoch KEK, other than the current epoch's, that no row references any more is
     destroyed: the deleted rows' residue in WAL files and backups becomes unreadable;
 (e) SQLite: `wal_checkpoint(TRUNCATE)`, `VACUUM`, `wal_checkpoint(TRUNCATE)`;
@@ -25,11 +29,22 @@ from typing import Any, Final
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from handlers.flows.ledger import current_series
 from keys import Keyring, epoch_label, parse_kek_id
 from relay.config import OrgConfig
 from relay.rotation import WRAPPED_TABLES, wrapped_table
 from relay.store.db import is_sqlite
-from relay.store.models import Base, Case, CaseMessage, InboxRow, OutboxRow, ReporterLink
+from relay.store.models import (
+    Base,
+    Case,
+    CaseMessage,
+    InboxRow,
+    ModerationSubject,
+    ModerationVote,
+    ModerationWarning,
+    OutboxRow,
+    ReporterLink,
+)
 
 INBOX_KEEP_DAYS: Final = 30
 """Days a finished (done or quarantined) inbox row is kept."""
@@ -51,6 +66,12 @@ class PurgeReport:
     """Outbox rows about the deleted cases (any status)."""
     inbox: int
     outbox: int
+    moderation_warnings: int
+    """Warnings that no longer count and never can again."""
+    moderation_votes: int
+    """Removal votes closed more than `closed_case_days` ago."""
+    moderation_subjects: int
+    """Warned people with no warning and no vote left (their keyed index goes too)."""
     epochs_destroyed: tuple[str, ...]
     """Epoch labels whose KEKs were destroyed (in a dry run: would be)."""
     compacted: bool
@@ -109,7 +130,46 @@ def _delete_expired(session: Session, cfg: OrgConfig, now: datetime) -> dict[str
     return {
         "reporter_links": len(links), "cases": len(cases), "case_messages": messages,
         "case_outbox": len(case_outbox), "inbox": len(inbox), "outbox": len(outbox),
+        **_delete_moderation(session, cfg, now),
     }
+
+
+def _delete_moderation(session: Session, cfg: OrgConfig, now: datetime) -> dict[str, int]:
+    """(c') Warnings outside the running series, old closed votes, then empty subjects."""
+    expiry = timedelta(days=cfg.moderation.warning_expiry_days)
+    by_subject: dict[str, list[tuple[datetime, str]]] = {}
+    for subject_id, created_at, warning_id in session.execute(
+            select(ModerationWarning.subject_id, ModerationWarning.created_at,
+                   ModerationWarning.id)):
+        by_subject.setdefault(subject_id, []).append((created_at, warning_id))
+    spent: list[str] = []
+    for rows in by_subject.values():
+        past = sorted(row for row in rows if row[0] <= now)  # never a future-dated row
+        counting = len(current_series([created for created, _ in past], now, expiry))
+        spent.extend(warning_id for _, warning_id in past[:len(past) - counting])
+    warnings = 0
+    for start in range(0, len(spent), 500):
+        warnings += len(session.execute(
+            delete(ModerationWarning).where(ModerationWarning.id.in_(spent[start:start + 500]))
+            .returning(ModerationWarning.id), execution_options=_BULK).all())
+    votes = session.execute(
+        delete(ModerationVote).where(
+            ModerationVote.status == CLOSED,
+            ModerationVote.closed_at < now - timedelta(days=cfg.retention.closed_case_days),
+        ).returning(ModerationVote.id),
+        execution_options=_BULK,
+    ).all()
+    subjects = session.execute(
+        delete(ModerationSubject).where(
+            ~select(ModerationWarning.id).where(
+                ModerationWarning.subject_id == ModerationSubject.id).exists(),
+            ~select(ModerationVote.id).where(
+                ModerationVote.subject_id == ModerationSubject.id).exists(),
+        ).returning(ModerationSubject.id),
+        execution_options=_BULK,
+    ).all()
+    return {"moderation_warnings": warnings, "moderation_votes": len(votes),
+            "moderation_subjects": len(subjects)}
 
 
 def referenced_epochs(session: Session) -> set[str]:
@@ -191,6 +251,9 @@ def purge(
     return PurgeReport(
         reporter_links=counts["reporter_links"], cases=counts["cases"],
         case_messages=counts["case_messages"], case_outbox=counts["case_outbox"],
-        inbox=counts["inbox"], outbox=counts["outbox"], epochs_destroyed=tuple(doomed),
+        inbox=counts["inbox"], outbox=counts["outbox"],
+        moderation_warnings=counts["moderation_warnings"],
+        moderation_votes=counts["moderation_votes"],
+        moderation_subjects=counts["moderation_subjects"], epochs_destroyed=tuple(doomed),
         compacted=compacted, dry_run=dry_run,
     )

@@ -155,6 +155,10 @@ def purge_command(
     print(f"{verb}: {report.reporter_links} reporter link(s), {report.cases} case(s) "
           f"({report.case_messages} message(s), {report.case_outbox} outbox row(s)), "
           f"{report.inbox} inbox row(s), {report.outbox} outbox row(s)")
+    if report.moderation_warnings or report.moderation_votes or report.moderation_subjects:
+        print(f"{verb} from the moderation ledger: {report.moderation_warnings} expired "
+              f"warning(s), {report.moderation_votes} closed vote(s), "
+              f"{report.moderation_subjects} warned subject(s) with nothing left")
     print(f"{shred} epoch key(s): {', '.join(report.epochs_destroyed) or 'none'}")
     if not dry_run:
         print("database compacted" if report.compacted else

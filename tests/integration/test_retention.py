@@ -6,6 +6,7 @@ has its key destroyed, so a copy of the database taken before the purge cannot b
 from __future__ import annotations
 
 import shutil
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from keys import KeyDestroyedError, Keyring, unwrap_dek
 from relay.cases import open_case, reporter_of
 from relay.clock import FakeClock
 from relay.config import OrgConfig
+from relay.moderation import NOTE_COLUMN, WARNINGS_TABLE
 from relay.retention import INBOX_KEEP_DAYS, OUTBOX_KEEP_DAYS, purge
 from relay.store.db import make_engine, make_sessionmaker
 from relay.store.models import (
@@ -25,6 +27,9 @@ from relay.store.models import (
     Case,
     CaseMessage,
     InboxRow,
+    ModerationSubject,
+    ModerationVote,
+    ModerationWarning,
     OutboxRow,
     ReporterLink,
     SentMap,
@@ -227,3 +232,64 @@ def test_finished_inbox_and_outbox_rows_expire_after_their_own_window(
         left = set(s.scalars(select(OutboxRow.id)))
     assert left == set(outbox_ids[1:])
     assert _count(sessions, Case, Case.id == case_id) == 1
+
+
+def _warn(sessions: sessionmaker[Session], sealer: Sealer, name: str, when: datetime) -> str:
+    """A moderator's warning about `name`, stored as relay.moderation stores one."""
+    index = sealer.subject_index(name)
+    with sessions.begin() as s:
+        subject = s.scalar(select(ModerationSubject).where(ModerationSubject.name_bidx == index))
+        if subject is None:
+            subject = ModerationSubject(id=str(uuid.uuid4()), name_bidx=index, created_at=when)
+            s.add(subject)
+            s.flush()
+        row_id = str(uuid.uuid4())
+        rk = sealer.new_record(WARNINGS_TABLE, row_id)
+        s.add(ModerationWarning(
+            id=row_id, subject_id=subject.id, created_at=when, author="rc-rowan",
+            kek_id=rk.kek_id, dek_wrapped=rk.wrapped,
+            note_sealed=sealer.seal(rk.dek, WARNINGS_TABLE, row_id, NOTE_COLUMN, b"shouted")))
+        return str(subject.id)
+
+
+def test_moderation_warnings_that_can_never_count_again_are_deleted(
+    sessions: sessionmaker[Session], engine: Engine, keyring: Keyring, sealer: Sealer,
+    clock: FakeClock, cfg: OrgConfig,
+) -> None:
+    expiry = timedelta(days=cfg.moderation.warning_expiry_days)
+    now = clock.now()
+    # Sam: one warning a year ago, then a fresh series of two: the old one never counts again
+    sam = _warn(sessions, sealer, "Sam Example", now - timedelta(days=365))
+    _warn(sessions, sealer, "Sam Example", now - timedelta(days=60))
+    _warn(sessions, sealer, "Sam Example", now - timedelta(days=10))
+    # Kim: two warnings, the last longer ago than the expiry: the whole series is spent
+    kim = _warn(sessions, sealer, "Kim Example", now - expiry - timedelta(days=40))
+    _warn(sessions, sealer, "Kim Example", now - expiry - timedelta(days=1))
+    # Lee: a warning and a removal vote closed long ago; Ash: an open vote keeps its subject
+    lee = _warn(sessions, sealer, "Lee Example", now - expiry - timedelta(days=400))
+    ash = _warn(sessions, sealer, "Ash Example", now - expiry - timedelta(days=5))
+    long_ago = now - timedelta(days=cfg.retention.closed_case_days + 1)
+    with sessions.begin() as s:
+        s.add(ModerationVote(id=str(uuid.uuid4()), ref="V-OLD1", subject_id=lee, warnings=3,
+                             opened_at=long_ago - timedelta(days=3), closes_at=long_ago,
+                             status="closed", closed_at=long_ago, removed=True,
+                             yes_count=2, no_count=1))
+        s.add(ModerationVote(id=str(uuid.uuid4()), ref="V-OPN1", subject_id=ash, warnings=3,
+                             opened_at=now, closes_at=now + timedelta(hours=72),
+                             status="open"))
+
+    dry = purge(sessions, engine, keyring, cfg, now, dry_run=True)
+    assert (dry.moderation_warnings, dry.moderation_votes, dry.moderation_subjects) == (5, 1, 2)
+    assert _count(sessions, ModerationWarning) == 7  # a dry run changes nothing
+
+    report = purge(sessions, engine, keyring, cfg, now)
+    assert (report.moderation_warnings, report.moderation_votes,
+            report.moderation_subjects) == (5, 1, 2)
+    with sessions.begin() as s:
+        left = {(w.subject_id, w.created_at) for w in s.scalars(select(ModerationWarning))}
+        subjects = set(s.scalars(select(ModerationSubject.id)))
+        votes = set(s.scalars(select(ModerationVote.ref)))
+    assert left == {(sam, now - timedelta(days=60)), (sam, now - timedelta(days=10))}
+    assert subjects == {sam, ash}  # Kim and Lee are gone, fingerprint and all
+    assert kim not in subjects
+    assert votes == {"V-OPN1"}
