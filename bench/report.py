@@ -34,6 +34,11 @@ def _table(header: list[str], rows: list[list[str]], *, numeric: bool = True) ->
     return "\n".join(line.rstrip() for line in out)
 
 
+def _per_case(ms: float | None) -> str:
+    """The cost of deleting a case: a difference of two dry runs, noise below 1 ms."""
+    return "<1" if ms is not None and ms < 1 else _num(ms, 0)
+
+
 def throughput_table(result: dict[str, Any]) -> str:
     header = ["system", "flood msg/s", "x base", "paced p50 ms", "p95 ms", "p99 ms",
               "p99 x base", "CPU ms/msg", "start s", "RSS MB"]
@@ -76,21 +81,30 @@ def scale_table(result: dict[str, Any]) -> str:
     lookup = (f"p50 {_num(oc['p50_ms'], 2)} / p95 {_num(oc['p95_ms'], 2)} / p99 "
               f"{_num(oc['p99_ms'], 2)} ms ({_num(oc['open_cases_found_per_lookup'], 2)} "
               "cases found per lookup)")
-    listing = (f"p50 {_num(sl['p50_ms'], 0)} / p99 {_num(sl['p99_ms'], 0)} ms over "
+    listing = (f"p50 {_num(sl['p50_ms'], 2)} / p99 {_num(sl['p99_ms'], 2)} ms over "
                f"{sl['count']} runs, {sl['open_cases_in_scope']:,} open cases in scope "
-               f"({_num(sl['ms_per_open_case'], 3)} ms each)")
-    listing_sql = (f"p50 {_num(sl['sql_only']['p50_ms'], 1)} / p99 "
-                   f"{_num(sl['sql_only']['p99_ms'], 1)} ms")
+               f"(newest {sl['page_size']} shown; first call {_num(sl['first_ms'], 1)} ms)")
+    dm = sl["dm"]
+    listing_dm = (f"p50 {_num(dm['p50_ms'], 2)} / p99 {_num(dm['p99_ms'], 2)} ms over "
+                  f"{dm['count']} runs, {dm['listed_total']:,}"
+                  f"{'+' if dm.get('listed_capped') else ''} open cases listed "
+                  f"(first call {_num(dm['first_ms'], 1)} ms)")
+    listing_sql = (f"p50 {_num(sl['query_only']['p50_ms'], 2)} / p99 "
+                   f"{_num(sl['query_only']['p99_ms'], 2)} ms (first page and count)")
     idle = (f"p50 {_num(rd['idle_pass']['p50_ms'], 2)} / max "
             f"{_num(rd['idle_pass']['max_ms'], 2)} ms")
     batch = (f"{_num(busy.get('ms'), 0)} ms for {busy.get('fired', 0)} timers "
              f"({_num(busy.get('ms_per_timer'), 2)} ms each)") if "ms" in busy else busy[
                  "skipped"]
+    dr = rd.get("drain", {})
+    drain = (f"{dr['fired']} timers in {dr['passes']} passes, {_num(dr['total_ms'], 0)} ms "
+             f"({_num(dr['ms_per_timer'], 2)} ms each); longest pass "
+             f"{_num(dr['longest_pass_ms'], 0)} ms") if "fired" in dr else dr.get("skipped", "-")
     rotation = (f"{rot['rows']:,} rows in {_num(rot['seconds'], 1)} s = "
                 f"{_num(rot['rows_per_s'], 0)} rows/s")
     purged = (f"{pu['rows_deleted']:,} rows ({pu['deleted']['cases']} cases) in "
               f"{_num(pu['seconds'], 1)} s = {_num(pu['rows_per_s_overall'], 0)} rows/s; "
-              f"{_num(pu['ms_per_deleted_case'], 0)} ms per deleted case; "
+              f"{_per_case(pu['ms_per_deleted_case'])} ms per deleted case; "
               f"{_num(pu['db_mb_before'], 0)} -> {_num(pu['db_mb_after'], 0)} MiB")
     rows = [
         ["database", database],
@@ -98,9 +112,11 @@ def scale_table(result: dict[str, Any]) -> str:
         ["RSS after start", rss],
         ["open_cases_of (by sender)", lookup],
         ["/cases in the team group", listing],
-        ["  its SQL alone", listing_sql],
+        ["  its listing query alone", listing_sql],
+        ["/cases in the officer's DM", listing_dm],
         ["run_due, nothing due", idle],
-        ["run_due, a full batch due", batch],
+        [f"run_due, a full batch ({rd['batch']}) due", batch],
+        ["run_due, 200 more due at once", drain],
         ["key rotation", rotation],
         ["purge", purged],
     ]

@@ -6,10 +6,11 @@ Measured on a working copy of the cached build (`bench.scale_build`), in this or
    sandbox), several times, with the resident memory of that process once ready;
 2. finding a reporter's open cases by sender: `open_cases_of` with the sender's blind
    index (what every reporter message does), for random reporters;
-3. listing a scope's open cases: an officer's ``/cases`` in the team group, through the
-   dispatcher (the product path), rolled back; and the bare indexed query beside it;
-4. `run_due` with 100 000 pending timers: a pass when none is due (the 30-second tick)
-   and a pass when a full batch is due;
+3. listing a scope's open cases: an officer's ``/cases`` in the team group and in their
+   DM, through the dispatcher (the product path), rolled back; and the listing query alone;
+4. `run_due` with 100 000 pending timers: a pass when none is due (the 30-second tick),
+   a pass when more than a full batch is due, and 200 more due at once, fired in passes
+   back to back as `Relay.tick` does;
 5. key rotation (`relay.rotation.rotate`) of the current epoch: rows re-wrapped per second;
 6. retention (`relay.retention.purge`): a dry run (the deletions, rolled back), then the
    real purge (deletions, epoch shredding, checkpoint and VACUUM).
@@ -43,6 +44,8 @@ from bench.stats import summary_ms
 from handlers.events import Sender, TextMessage
 from keys import Keyring
 from relay.app import Relay, build
+from relay.case_commands import PAGE_SIZE
+from relay.case_index import CaseListing
 from relay.cases import OPEN_STATES, open_cases_of
 from relay.clock import FakeClock
 from relay.retention import purge
@@ -53,6 +56,7 @@ from relay.store.models import Case, Timer
 from relay.timers import BATCH
 
 Log = Callable[[str], None]
+DRAIN = 200  # timers due at once for the back-to-back passes of `_run_due`
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,9 @@ class ScaleParams:
     shape: Shape = field(default_factory=Shape)
     startups: int = 3
     lookups: int = 400
-    list_reps: int = 3
+    list_reps: int = 200
+    """/cases samples per place; the first one in the process (statement compilation) is
+    also reported on its own."""
     list_budget_s: float = 10.0
     purge_cases: int | None = 200
     """Cases left past retention for the purge (None: all of them). Each one costs a full
@@ -69,7 +75,7 @@ class ScaleParams:
 
     @classmethod
     def short(cls) -> ScaleParams:
-        return cls(shape=Shape.tiny(), startups=1, lookups=40, list_reps=2, list_budget_s=5.0,
+        return cls(shape=Shape.tiny(), startups=1, lookups=40, list_reps=20, list_budget_s=5.0,
                    purge_cases=None)
 
 
@@ -121,23 +127,23 @@ def _lookups(app: Relay, reporters: int, count: int) -> dict[str, Any]:
     return {**summary_ms(samples), "open_cases_found_per_lookup": found / max(count, 1)}
 
 
-def _officer_event(app: Relay, officer_id: str, text: str, group_public_id: str) -> TextMessage:
+def _officer_event(app: Relay, officer_id: str, text: str, group_public_id: str | None
+                   ) -> TextMessage:
     officer = next(o for o in app.cfg.officers if o.id == officer_id)
     return TextMessage(sender=Sender(aci=officer.aci or "", number=officer.number,
                                      profile_name=officer.display_name, device=1),
                        timestamp=int(time.time() * 1000), text=text,
-                       group_id=single_decode_group_id(group_public_id))
+                       group_id=single_decode_group_id(group_public_id)
+                       if group_public_id is not None else None)
 
 
-def _scope_listing(app: Relay, now: datetime, reps: int, budget_s: float) -> dict[str, Any]:
-    """An officer's `/cases` in the team group, through the dispatcher, rolled back."""
-    scope = app.cfg.scope(TEAM_SCOPE)
-    assert scope.group_id is not None
-    officer_id = scope.officers[2]
+def _route_samples(app: Relay, now: datetime, officer_id: str, group: str | None, reps: int,
+                   budget_s: float) -> list[float]:
+    """An officer's `/cases` through the dispatcher (the product path), rolled back."""
     samples: list[float] = []
     deadline = time.perf_counter() + budget_s
     while len(samples) < reps and (not samples or time.perf_counter() < deadline):
-        event = _officer_event(app, officer_id, "/cases", scope.group_id)
+        event = _officer_event(app, officer_id, "/cases", group)
         session = app.sessions()
         try:
             session.begin()
@@ -148,33 +154,50 @@ def _scope_listing(app: Relay, now: datetime, reps: int, budget_s: float) -> dic
         finally:
             session.rollback()
             session.close()
+    return samples
+
+
+def _scope_listing(app: Relay, now: datetime, reps: int, budget_s: float) -> dict[str, Any]:
+    """`/cases` in the team group and in an officer's DM; beside them the listing query
+    alone (`open_cases_for`, the first page), as the command runs it."""
+    scope = app.cfg.scope(TEAM_SCOPE)
+    assert scope.group_id is not None
+    officer_id = scope.officers[2]
+    officer = app.cfg.officer(officer_id)
+    samples = _route_samples(app, now, officer_id, scope.group_id, reps, budget_s)
+    dm = _route_samples(app, now, officer_id, None, reps, budget_s)
     with app.sessions.begin() as s:
         in_scope = s.scalar(select(func.count()).select_from(Case).where(
             Case.scope_id == TEAM_SCOPE, Case.status.in_(OPEN_STATES))) or 0
         all_open = s.scalar(select(func.count()).select_from(Case).where(
             Case.status.in_(OPEN_STATES))) or 0
-    sql: list[float] = []
-    for _ in range(max(reps, 5)):
+    listing = CaseListing(app.cfg, app.sealer)
+    query: list[float] = []
+    listed = 0
+    for _ in range(reps):
         with app.sessions.begin() as s:
             started = time.perf_counter()
-            rows = s.execute(select(Case.id, Case.ref, Case.status, Case.claimed_by,
-                                    Case.created_at, Case.updated_at, Case.category_id)
-                             .where(Case.scope_id == TEAM_SCOPE, Case.status.in_(OPEN_STATES))
-                             .order_by(Case.created_at)).all()
-            sql.append(time.perf_counter() - started)
-    per_case_ms = (statistics.median(samples) * 1000 / in_scope) if in_scope else None
+            page = listing.open_cases_for(s, officer, scope, limit=PAGE_SIZE)
+            query.append(time.perf_counter() - started)
+            listed = page.total
+    with app.sessions.begin() as s:
+        dm_page = listing.open_cases_for(s, officer, None, limit=1)
     return {"command": "/cases in the team group", **summary_ms(samples),
+            "first_ms": samples[0] * 1000,
             "open_cases_in_scope": in_scope, "open_cases_total": all_open,
-            "ms_per_open_case": per_case_ms,
-            "sql_only": {**summary_ms(sql), "rows": len(rows)}}
+            "listed_total": listed, "page_size": PAGE_SIZE,
+            "dm": {"command": "/cases in the officer's DM", **summary_ms(dm),
+                   "first_ms": dm[0] * 1000,
+                   "listed_total": dm_page.total, "listed_capped": dm_page.capped},
+            "query_only": summary_ms(query)}
 
 
 def _run_due(app: Relay, clock: FakeClock, ref: datetime) -> dict[str, Any]:
     with app.sessions.begin() as s:
         pending = s.scalar(select(func.count()).select_from(Timer)
                            .where(Timer.status == "pending")) or 0
-        busy_at = s.scalar(select(Timer.due_at).where(Timer.status == "pending")
-                           .order_by(Timer.due_at).offset(BATCH + 20).limit(1))
+        due = list(s.scalars(select(Timer.due_at).where(Timer.status == "pending")
+                             .order_by(Timer.due_at).limit(BATCH + DRAIN + 1)))
     idle: list[float] = []
     clock.set(ref)
     for _ in range(5):
@@ -182,15 +205,31 @@ def _run_due(app: Relay, clock: FakeClock, ref: datetime) -> dict[str, Any]:
         assert fired == 0, "timers due at REF: the scale database is not what it should be"
         idle.append(seconds)
     busy: dict[str, Any] = {"skipped": "fewer pending timers than one batch"}
-    if busy_at is not None:
-        when = busy_at + timedelta(seconds=1)
+    drain: dict[str, Any] = {"skipped": "fewer pending timers than the drain needs"}
+    if len(due) > BATCH + 20:
+        when = due[BATCH + 20] + timedelta(seconds=1)
         clock.set(when)
         seconds, fired = _timed(lambda: app.due.run_due(when))
         busy = {"ms": seconds * 1000, "fired": fired,
                 "ms_per_timer": seconds * 1000 / fired if fired else None}
-        clock.set(ref)
+    if len(due) > BATCH + DRAIN:
+        # what Relay.tick does with a backlog: passes back to back until none is due
+        when = due[BATCH + DRAIN] + timedelta(seconds=1)
+        clock.set(when)
+        passes: list[float] = []
+        fired = 0
+        while True:
+            seconds, count = _timed(lambda: app.due.run_due(when))
+            passes.append(seconds)
+            fired += count
+            if not app.due.backlog:
+                break
+        drain = {"fired": fired, "passes": len(passes), "total_ms": sum(passes) * 1000,
+                 "longest_pass_ms": max(passes) * 1000,
+                 "ms_per_timer": sum(passes) * 1000 / fired if fired else None}
+    clock.set(ref)
     return {"pending_timers": pending, "batch": BATCH, "idle_pass": summary_ms(idle),
-            "full_batch_pass": busy}
+            "full_batch_pass": busy, "drain": drain}
 
 
 def _rotation(app: Relay, keyring: Keyring, ref: datetime) -> dict[str, Any]:

@@ -43,15 +43,17 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, update
 
 from keys import Keyring, epoch_label, init_keys_dir
+from relay.case_index import routing_tags
 from relay.clock import FakeClock
 from relay.refs import ALPHABET
 from relay.sandbox_org import example_path
+from relay.scopes import Routing
 from relay.store.db import make_engine
 from relay.store.migrate import ensure_schema, head_revision
 from relay.store.models import Base
 from relay.store.sealing import Sealer
 
-LAYOUT = "scale-4"
+LAYOUT = "scale-5"  # 5: the listing columns of revision 0002, filled as relay fills them
 """Bump when the generated rows change; part of the cache key."""
 EXAMPLE = "mpp"
 TEAM_SCOPE = "regen-group"
@@ -64,7 +66,8 @@ RECENT_DAYS = 45
 CONVERSATION_DAYS = 60  # a case's messages fall within this many days of its opening
 REPORTER_NS = uuid.UUID("3f0a8f4e-7f63-4a8a-9a52-7d3a3c1b9e10")
 CHUNK = 2000
-ORDER = ("cases", "reporter_links", "case_messages", "timers", "sent_map", "inbox", "outbox")
+ORDER = ("cases", "case_officer_tags", "reporter_links", "case_messages", "timers", "sent_map",
+         "inbox", "outbox")
 SENTENCE = (
     "the meeting after that someone said again when we were talking about it felt "
     "uncomfortable and I did not know what to do so I left early but later they wrote "
@@ -200,8 +203,8 @@ def _make_chunk(bounds: tuple[int, int]) -> dict[str, list[dict[str, Any]]]:
     shape: Shape = _WORKER["shape"]
     group_id: str = _WORKER["group_id"]
     out: dict[str, list[dict[str, Any]]] = {
-        "cases": [], "reporter_links": [], "case_messages": [], "timers": [], "sent_map": [],
-        "inbox": [], "outbox": []}
+        "cases": [], "case_officer_tags": [], "reporter_links": [], "case_messages": [],
+        "timers": [], "sent_map": [], "inbox": [], "outbox": []}
     open_cases = shape.cases * shape.open_share
     checkin_p = min(1.0, max(0.0, (shape.timers - open_cases) / max(open_cases, 1)))
     recent = ref - timedelta(days=RECENT_DAYS)
@@ -230,8 +233,11 @@ def _make_chunk(bounds: tuple[int, int]) -> dict[str, list[dict[str, Any]]]:
             "acked_at": None, "safe": True, "who_bidx": None, "closed_at": closed,
             "kek_id": rk.kek_id, "dek_wrapped": rk.wrapped,
             "details_sealed": sealer.seal_json(rk.dek, "cases", case_id, "details", details),
-            "version": 1,
+            "version": 1, "has_exclusions": bool(routing["excluded"]),
         })
+        out["case_officer_tags"].extend(
+            {"case_id": case_id, "tag": tag}
+            for tag in sorted(routing_tags(sealer, Routing.from_json(routing))))
         link_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         lk = sealer.new_record("reporter_links", link_id)
         out["reporter_links"].append({

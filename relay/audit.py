@@ -9,10 +9,10 @@ import hashlib
 import json
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from relay.store.models import AuditEntry
+from relay.store.models import AuditEntry, Base
 
 GENESIS = bytes(32)
 
@@ -34,6 +34,13 @@ def _link(prev: bytes, body: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + prev + body).digest()
 
 
+_TABLE = Base.metadata.tables["audit_log"]
+# the chain head, locked until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already is)
+_HEAD = (select(_TABLE.c.seq, _TABLE.c.hash).order_by(_TABLE.c.seq.desc()).limit(1)
+         .with_for_update())
+_ADD = insert(_TABLE)
+
+
 def append(
     session: Session,
     event: str,
@@ -43,16 +50,16 @@ def append(
     actor_ref: str | None = None,
     outbox_id: str | None = None,
 ) -> None:
-    head = session.scalar(
-        select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1).with_for_update()
-    )
+    """Chain one entry onto the head, in the caller's transaction (written at once)."""
+    conn = session.connection()
+    head = conn.execute(_HEAD).first()
     seq = 1 if head is None else head.seq + 1
     prev = GENESIS if head is None else head.hash
     ts = now.replace(microsecond=(now.microsecond // 1000) * 1000)
     digest = _link(prev, _canon(seq, ts, event, case_ref, actor_ref, outbox_id))
-    session.add(AuditEntry(seq=seq, ts=ts, event=event, case_ref=case_ref, actor_ref=actor_ref,
-                           outbox_id=outbox_id, prev_hash=prev, hash=digest))
-    session.flush()
+    conn.execute(_ADD, {"seq": seq, "ts": ts, "event": event, "case_ref": case_ref,
+                        "actor_ref": actor_ref, "outbox_id": outbox_id, "prev_hash": prev,
+                        "hash": digest})
 
 
 def count(session: Session) -> int:

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from handlers.flows.catalog import Catalog
 from handlers.flows.text import quote_block
 from relay import audit, timers
-from relay.cases import MESSAGES, add_message, open_case, save_routing
+from relay.case_index import CaseListing
+from relay.cases import MESSAGES, add_message, save_routing
 from relay.config import OrgConfig, Role, ScopeKind
 from relay.escalation import OPEN, age_text
 from relay.lifecycle import CaseLifecycle
@@ -23,6 +24,8 @@ from relay.store.sealing import Sealer
 
 STATUSES = ("open", "waiting", "in-progress", "resolved")
 THREAD_LIMIT = 30
+PAGE_SIZE = 20  # /cases: one page fits a phone screen or two
+MAX_PAGE = 10_000
 
 
 class CaseCommands:
@@ -33,6 +36,7 @@ class CaseCommands:
         self._cat = catalog
         self._desk = desk
         self._lifecycle = lifecycle
+        self._listing = CaseListing(cfg, sealer)
         for name, handler in {
             "/cases": self.cases, "/case": self.case, "/note": self.note,
             "/status": self.status, "/reopen": self.reopen, "/recuse": self.recuse,
@@ -51,21 +55,34 @@ class CaseCommands:
 
     # -- reading --------------------------------------------------------------------------
     def cases(self, call: Call) -> None:
-        rows = call.s.scalars(select(Case).where(Case.status.in_(OPEN))
-                              .order_by(Case.created_at)).all()
-        mine = [r for r in rows if self._desk.may_act(open_case(self._sealer, r), call.officer,
-                                                       call.where)]
-        if not mine:
-            self._desk.answer(call, self._cat.render("officer_cases_none"))
+        """`/cases [page]`: the open cases this officer may act on here, newest first,
+        PAGE_SIZE a page, decided from clear columns (`relay.case_index`)."""
+        arg = call.args.split(" ")[0]
+        if arg and not (arg.isdecimal() and 0 < int(arg) <= MAX_PAGE):
+            self._desk.answer(call, self._cat.render("officer_usage_cases"))
             return
-        lines = [self._cat.render("officer_cases_header", count=len(mine))]
-        for row in mine:
+        page_no = int(arg) if arg else 1
+        page = self._listing.open_cases_for(call.s, call.officer, call.where.scope,
+                                            limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
+        if not page.cases:
+            pages = -(-page.total // PAGE_SIZE)
+            self._desk.answer(call, self._cat.render(
+                "officer_cases_past_end", page=page_no, count=page.total, pages=pages)
+                if page.total else self._cat.render("officer_cases_none"))
+            return
+        count = f"{page.total}+" if page.capped else str(page.total)
+        lines = [self._cat.render("officer_cases_header", count=count)]
+        for row in page.cases:
             claimed = (self._cat.render("officer_claimed_by", name=self._name(row.claimed_by))
                        if row.claimed_by else self._cat.render("officer_unclaimed_label"))
             lines.append(self._cat.render(
                 "officer_cases_row", ref=row.ref, age=age_text(call.now - row.created_at),
                 category=self._category(row.category_id), claimed=claimed,
                 last=age_text(call.now - row.updated_at)))
+        shown = (page_no - 1) * PAGE_SIZE + len(page.cases)
+        if shown < page.total or page.capped:
+            lines.append(self._cat.render("officer_cases_more", first=shown - len(page.cases) + 1,
+                                          last=shown, next=page_no + 1))
         self._desk.answer(call, "\n".join(lines))
 
     def case(self, call: Call) -> None:

@@ -16,6 +16,7 @@ from handlers.flows.intake import Draft
 from handlers.flows.text import clean_name, quote_block
 from keys import epoch_label
 from relay import audit
+from relay.case_index import index_routing
 from relay.config import OrgConfig
 from relay.outbox import Message, RecipientKind, enqueue
 from relay.refs import new_ref
@@ -191,6 +192,7 @@ def create_case(session: Session, sealer: Sealer, cfg: OrgConfig, cat: Catalog, 
         details_sealed=sealer.seal_json(rk.dek, CASES, case_id, "details", details),
     )
     session.add(row)
+    index_routing(sealer, row, routing, session)
     link_id = str(uuid.uuid4())
     lk = sealer.new_record(LINKS, link_id)
     session.add(ReporterLink(
@@ -268,3 +270,4 @@ def save_routing(sealer: Sealer, row: Case, view: CaseView, routing: Routing) ->
     details = dict(view.details)
     details["routing"] = routing.to_json()
     row.details_sealed = sealer.seal_json(view.dek, CASES, row.id, "details", details)
+    index_routing(sealer, row, routing)

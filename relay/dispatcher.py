@@ -1,8 +1,10 @@
-"""One ordered dispatcher: takes inbox rows in arrival order and runs each in one transaction.
+"""One ordered dispatcher: takes inbox rows in arrival order, one after the other.
 
-Processing one frame at a time serialises every sender (signalbot would run three consumers
-concurrently). State, case rows, outbox rows, audit rows and the inbox mark commit together;
-a frame whose processing fails is retried, then quarantined, and never blocks the rest.
+Processing frames one at a time serialises every sender (signalbot would run three
+consumers concurrently). A frame's state, case rows, outbox rows, audit rows and its inbox
+mark commit together: frames waiting together share a transaction, each in a savepoint of
+its own; a frame whose processing fails is retried, then quarantined, and never blocks the
+rest.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def public_group_id(internal_id: str) -> str:
 
 
 class Dispatcher:
+    BATCH = 16
+    """Frames per transaction when several are waiting (a flood): they share one commit."""
+
     def __init__(
         self,
         cfg: OrgConfig,
@@ -65,29 +70,37 @@ class Dispatcher:
         self.groups_changed = False  # set by a group update; the app re-reads membership
         self.on_committed: Callable[[], None] = lambda: None
 
-    def process_one(self) -> bool:
-        """Process the oldest pending inbox row. False when there is none."""
+    def process_pending(self) -> bool:
+        """Process the oldest pending inbox rows, up to BATCH of them, in arrival order
+        and in one transaction: each frame in a savepoint of its own, so one that fails
+        is recorded (retried, then quarantined) and the others still commit. False when
+        none was pending. One frame at a time arrives as a batch of one."""
         now = self._clock.now()
         with self._sessions.begin() as s:
-            pending = inbox.next_pending(s, self._sealer)
-            if pending is None:
+            batch = inbox.pending(s, self._sealer, self.BATCH)
+            if not batch:
                 return False
-            try:
-                with s.begin_nested():
-                    event = frames.parse(pending.raw)
-                    self.route(s, event, now, key=f"in:{pending.id}")
-                    inbox.mark_done(s, pending.id, now)
-            except Exception as exc:
-                quarantined = inbox.record_failure(
-                    s, pending.id, type(exc).__name__,
-                    at_once=isinstance(exc, inbox.QuarantineNowError))
-                log.error("dispatcher.frame_failed", exc_type=type(exc).__name__,
-                          status="quarantined" if quarantined else "retry")
-                if quarantined:
-                    self.alert_quarantine(s, now)
-        self.processed += 1
+            done: list[str] = []
+            for frame in batch:
+                try:
+                    with s.begin_nested():
+                        event = frames.parse(frame.raw)
+                        self.route(s, event, now, key=f"in:{frame.id}")
+                    done.append(frame.id)
+                except Exception as exc:
+                    quarantined = inbox.record_failure(
+                        s, frame.id, type(exc).__name__,
+                        at_once=isinstance(exc, inbox.QuarantineNowError))
+                    log.error("dispatcher.frame_failed", exc_type=type(exc).__name__,
+                              status="quarantined" if quarantined else "retry")
+                    if quarantined:
+                        self.alert_quarantine(s, now)
+            inbox.mark_done(s, done, now)
+        self.processed += len(batch)
         self.on_committed()
         return True
+
+    process_one = process_pending  # the name the app calls
 
     def alert_quarantine(self, s: Session, now: datetime) -> None:
         alert(s, self._sealer, self._cfg, self._catalog, "alert_quarantined", now,

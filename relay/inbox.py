@@ -13,18 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from handlers import frames
 from keys import KeyringError, SealError
 from relay.store.counters import next_value
-from relay.store.models import InboxRow
+from relay.store.inserts import insert_new
+from relay.store.models import Base, InboxRow
 from relay.store.sealing import Sealer
 
 TABLE = "inbox"
+_TABLE = Base.metadata.tables[TABLE]
 MAX_ATTEMPTS = 3
 
 
@@ -74,9 +74,10 @@ def ingest(session: Session, sealer: Sealer, raw: str, source: str, now: datetim
     key, parsed = dedupe_for(sealer, raw)
     row_id = str(uuid.uuid4())
     rk = sealer.new_record(TABLE, row_id)
-    values = {
+    conn = session.connection()
+    inserted = insert_new(conn, _TABLE, "dedupe_key", {
         "id": row_id,
-        "seq": next_value(session, "inbox"),
+        "seq": next_value(conn, "inbox"),
         "dedupe_key": key,
         "source": source,
         "received_at": now,
@@ -88,49 +89,49 @@ def ingest(session: Session, sealer: Sealer, raw: str, source: str, now: datetim
         "frame_sealed": sealer.seal(
             rk.dek, TABLE, row_id, "frame", raw.encode("utf-8", "surrogatepass")
         ),
-    }
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (
-        insert(InboxRow)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(InboxRow.id)
-    )
-    if session.execute(stmt).scalar() is None:
+    })
+    if not inserted:
         return Stored.DUPLICATE
     return Stored.NEW if parsed else Stored.QUARANTINED
 
 
-def next_pending(session: Session, sealer: Sealer) -> Pending | None:
-    """The oldest pending frame, opened. A row that cannot be opened (tampered, or its key
-    destroyed) is quarantined on the spot so it never blocks the rows behind it."""
+_PENDING = (select(_TABLE.c.id, _TABLE.c.attempts, _TABLE.c.dek_wrapped, _TABLE.c.frame_sealed)
+            .where(_TABLE.c.status == InboxStatus.PENDING).order_by(_TABLE.c.seq)
+            .limit(bindparam("limit")))
+_DONE = (update(_TABLE).where(_TABLE.c.id.in_(bindparam("ids", expanding=True)))
+         .values(status=InboxStatus.DONE, processed_at=bindparam("at")))
+
+
+def pending(session: Session, sealer: Sealer, limit: int) -> list[Pending]:
+    """The oldest pending frames (up to `limit`), opened, in arrival order. A row that
+    cannot be opened (tampered, or its key destroyed) is quarantined on the spot so it
+    never blocks the rows behind it."""
+    conn = session.connection()
     while True:
-        row = session.scalar(
-            select(InboxRow)
-            .where(InboxRow.status == InboxStatus.PENDING)
-            .order_by(InboxRow.seq)
-            .limit(1)
-        )
-        if row is None:
-            return None
-        try:
-            dek = sealer.open_record(TABLE, row.id, row.dek_wrapped)
-            blob = sealer.open(dek, TABLE, row.id, "frame", row.frame_sealed)
-        except (SealError, KeyringError) as exc:
-            row.status = InboxStatus.QUARANTINED
-            row.error_class = type(exc).__name__
-            session.flush()
-            continue
-        return Pending(row.id, blob.decode("utf-8", "surrogatepass"), row.attempts)
+        rows = conn.execute(_PENDING, {"limit": limit}).all()
+        opened: list[Pending] = []
+        for row in rows:
+            try:
+                dek = sealer.open_record(TABLE, row.id, row.dek_wrapped)
+                blob = sealer.open(dek, TABLE, row.id, "frame", row.frame_sealed)
+            except (SealError, KeyringError) as exc:
+                conn.execute(update(_TABLE).where(_TABLE.c.id == row.id).values(
+                    status=InboxStatus.QUARANTINED, error_class=type(exc).__name__))
+                continue
+            opened.append(Pending(row.id, blob.decode("utf-8", "surrogatepass"), row.attempts))
+        if opened or not rows:
+            return opened
 
 
-def mark_done(session: Session, row_id: str, now: datetime) -> None:
-    session.execute(
-        update(InboxRow)
-        .where(InboxRow.id == row_id)
-        .values(status=InboxStatus.DONE, processed_at=now)
-    )
+def next_pending(session: Session, sealer: Sealer) -> Pending | None:
+    """The oldest pending frame, opened (see `pending`)."""
+    found = pending(session, sealer, 1)
+    return found[0] if found else None
+
+
+def mark_done(session: Session, row_ids: list[str], now: datetime) -> None:
+    if row_ids:
+        session.connection().execute(_DONE, {"ids": row_ids, "at": now})
 
 
 def record_failure(session: Session, row_id: str, exc_type: str, *, at_once: bool = False) -> bool:

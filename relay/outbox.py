@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from relay.clock import Clock
@@ -25,12 +27,14 @@ from relay.gateway import SendError, SendFailure, Sent, SignalGateway
 from relay.logs import get_logger
 from relay.loops import run_until_stopped
 from relay.store.counters import next_value
-from relay.store.models import OutboxRow, SentMap
+from relay.store.inserts import flush_new, insert_new
+from relay.store.models import Base, OutboxRow
 from relay.store.sealing import Sealer
 
 log = get_logger("outbox")
 
 TABLE = "outbox"
+_TABLE = Base.metadata.tables[TABLE]
 LEASE = timedelta(seconds=60)
 HOLD_RETRY = timedelta(minutes=5)  # held rows are tried again: trust may have been restored
 MAX_ATTEMPTS = 12
@@ -69,10 +73,8 @@ class Message:
 def enqueue(
     session: Session, sealer: Sealer, msg: Message, *, key: str, now: datetime
 ) -> str | None:
-    """Add one message in the caller's transaction. Same key twice: kept once."""
-    exists = session.scalar(select(OutboxRow.id).where(OutboxRow.idempotency_key == key))
-    if exists is not None:
-        return None
+    """Add one message in the caller's transaction. Same key twice: kept once (None)."""
+    conn = flush_new(session)  # the row may refer to a case made in this transaction
     row_id = str(uuid.uuid4())
     rk = sealer.new_record(TABLE, row_id)
     address = (
@@ -80,28 +82,27 @@ def enqueue(
         if msg.address is not None
         else None
     )
-    session.add(
-        OutboxRow(
-            id=row_id,
-            seq=next_value(session, "outbox"),
-            idempotency_key=key,
-            created_at=now,
-            available_at=now,
-            status=Status.PENDING,
-            attempts=0,
-            purpose=msg.purpose,
-            case_id=msg.case_id,
-            recipient_kind=msg.kind,
-            recipient_ref=msg.ref,
-            map_replies=msg.map_replies,
-            quote_timestamp=msg.quote_timestamp,
-            kek_id=rk.kek_id,
-            dek_wrapped=rk.wrapped,
-            body_sealed=sealer.seal(rk.dek, TABLE, row_id, "body", msg.text.encode()),
-            address_sealed=address,
-        )
-    )
-    return row_id
+    inserted = insert_new(conn, _TABLE, "idempotency_key", {
+        "id": row_id,
+        "seq": next_value(conn, "outbox"),  # a repeated key leaves a gap: order is kept
+        "idempotency_key": key,
+        "created_at": now,
+        "available_at": now,
+        "status": Status.PENDING,
+        "attempts": 0,
+        "purpose": msg.purpose,
+        "case_id": msg.case_id,
+        "recipient_kind": msg.kind,
+        "recipient_ref": msg.ref,
+        "map_replies": msg.map_replies,
+        "quote_timestamp": msg.quote_timestamp,
+        "kek_id": rk.kek_id,
+        "dek_wrapped": rk.wrapped,
+        "body_sealed": sealer.seal(rk.dek, TABLE, row_id, "body", msg.text.encode()),
+        "address_sealed": address,
+        "possible_repeat": False,
+    })
+    return row_id if inserted else None
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,52 @@ Resolver = Callable[[Session, Claimed], Destination | None]
 FailureHook = Callable[[Session, Claimed, SendFailure, Status, str | None], None]
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """A send that succeeded, waiting to be recorded."""
+
+    item: Claimed
+    dest: Destination
+    sent: Sent
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A send that failed, waiting to be recorded."""
+
+    item: Claimed
+    error: SendError
+
+
+Outcome = Delivered | Failed
+
+_DUE = (
+    (_TABLE.c.status.in_((Status.PENDING, Status.HELD))
+     & (_TABLE.c.available_at <= bindparam("now")))
+    | ((_TABLE.c.status == Status.SENDING) & (_TABLE.c.lease_until < bindparam("now")))
+)
+_CLAIMABLE = (
+    select(_TABLE.c.id, _TABLE.c.status, _TABLE.c.attempts, _TABLE.c.possible_repeat,
+           _TABLE.c.recipient_kind, _TABLE.c.recipient_ref, _TABLE.c.purpose,
+           _TABLE.c.case_id, _TABLE.c.map_replies, _TABLE.c.quote_timestamp,
+           _TABLE.c.dek_wrapped, _TABLE.c.body_sealed, _TABLE.c.address_sealed)
+    .where(_DUE).order_by(_TABLE.c.seq).limit(bindparam("batch"))
+    .with_for_update(skip_locked=True)
+)
+_SENT = (update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
+         .values(status=Status.SENT, signal_timestamp=bindparam("ts"), sent_at=bindparam("at"),
+                 lease_until=None, error_class=None))
+_SENT_MAP = Base.metadata.tables["sent_map"]
+
+
 class OutboxPump:
+    """Claims due rows a batch at a time, sends them (one recipient's rows in order,
+    different recipients at once), and records the results in the transaction that
+    claims the next batch. A crash before that commit leaves the rows `sending`: they
+    are resent, marked as possible repeats (`Relay._recover`)."""
+
+    BATCH = 16
+
     def __init__(
         self,
         sessions: sessionmaker[Session],
@@ -154,119 +200,211 @@ class OutboxPump:
         self.wake = asyncio.Event()
         self.sent_count = 0
         self._late: set[asyncio.Task[None]] = set()
+        self._outcomes: list[Outcome] = []  # sent, not recorded yet
 
-    def _claim(self) -> tuple[Claimed, Destination | None] | None:
+    # -- the database side (run on the database thread) ----------------------------------
+    def _record_and_claim(self, outcomes: list[Outcome],
+                          batch: int) -> list[tuple[Claimed, Destination | None]]:
+        """Record `outcomes`, then claim up to `batch` due rows: one transaction."""
         now = self._clock.now()
         with self._sessions.begin() as s:
-            row = s.scalar(
-                select(OutboxRow)
-                .where(
-                    (OutboxRow.status.in_((Status.PENDING, Status.HELD))
-                     & (OutboxRow.available_at <= now))
-                    | ((OutboxRow.status == Status.SENDING) & (OutboxRow.lease_until < now))
-                )
-                .order_by(OutboxRow.seq)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
-            if row is None:
-                return None
-            repeat = row.status == Status.SENDING  # a lease ran out: we may have sent it
-            attempts = row.attempts + 1
-            was_repeat = row.possible_repeat or repeat
-            claimed = s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == row.id, OutboxRow.status == row.status)
-                .values(
-                    status=Status.SENDING,
-                    lease_until=now + LEASE,
-                    attempts=OutboxRow.attempts + 1,
-                    possible_repeat=OutboxRow.possible_repeat | repeat,
-                )
-            )
-            if getattr(claimed, "rowcount", 0) != 1:
-                return None
-            dek = self._sealer.open_record(TABLE, row.id, row.dek_wrapped)
-            address = (
-                self._sealer.open(dek, TABLE, row.id, "address", row.address_sealed).decode()
-                if row.address_sealed is not None
-                else None
-            )
-            item = Claimed(
-                id=row.id,
-                kind=RecipientKind(row.recipient_kind),
-                ref=row.recipient_ref,
-                address=address,
-                text=self._sealer.open(dek, TABLE, row.id, "body", row.body_sealed).decode(),
-                purpose=row.purpose,
-                case_id=row.case_id,
-                map_replies=row.map_replies,
-                quote_timestamp=row.quote_timestamp,
-                attempts=attempts,
-                possible_repeat=was_repeat,
-            )
-            dest = self._resolve(s, item)
+            self._record(s, outcomes, now)
+            if batch < 1:
+                return []
+            return self._claim(s, now, batch)
+
+    def _claim(self, s: Session, now: datetime,
+               batch: int) -> list[tuple[Claimed, Destination | None]]:
+        conn = s.connection()
+        rows = conn.execute(_CLAIMABLE, {"now": now, "batch": batch}).all()
+        if not rows:
+            return []
+        claimed: set[str] = set()
+        for expired in (False, True):  # a lease that ran out: we may have sent it already
+            ids = [r.id for r in rows if (r.status == Status.SENDING) is expired]
+            if not ids:
+                continue
+            was = (_TABLE.c.status == Status.SENDING if expired
+                   else _TABLE.c.status.in_((Status.PENDING, Status.HELD)))
+            claimed.update(conn.execute(
+                update(_TABLE).where(_TABLE.c.id.in_(ids), was)
+                .values(status=Status.SENDING, lease_until=now + LEASE,
+                        attempts=_TABLE.c.attempts + 1,
+                        possible_repeat=_TABLE.c.possible_repeat | expired)
+                .returning(_TABLE.c.id)).scalars())
+        out: list[tuple[Claimed, Destination | None]] = []
+        for row in rows:
+            if row.id not in claimed:
+                continue
+            try:
+                item = self._open(row)
+                dest = self._resolve(s, item)
+            except DBAPIError:
+                raise  # the transaction is broken: nothing of this batch is claimed
+            except Exception as exc:  # a row that cannot be opened or routed never blocks
+                log.error("outbox.claim_failed", outbox_id=row.id, exc_type=type(exc).__name__)
+                self._hold(conn, row.id, now, type(exc).__name__)
+                continue
             if dest is None:
-                row.status = Status.HELD
-                row.error_class = "held_by_policy"
-                row.lease_until = None
-                row.available_at = now + HOLD_RETRY
-            return item, dest
+                self._hold(conn, row.id, now, "held_by_policy")
+            out.append((item, dest))
+        return out
+
+    def _open(self, row: Any) -> Claimed:  # a row of _CLAIMABLE
+        dek = self._sealer.open_record(TABLE, row.id, row.dek_wrapped)
+        address = (
+            self._sealer.open(dek, TABLE, row.id, "address", row.address_sealed).decode()
+            if row.address_sealed is not None
+            else None
+        )
+        return Claimed(
+            id=row.id,
+            kind=RecipientKind(row.recipient_kind),
+            ref=row.recipient_ref,
+            address=address,
+            text=self._sealer.open(dek, TABLE, row.id, "body", row.body_sealed).decode(),
+            purpose=row.purpose,
+            case_id=row.case_id,
+            map_replies=row.map_replies,
+            quote_timestamp=row.quote_timestamp,
+            attempts=row.attempts + 1,
+            possible_repeat=row.possible_repeat or row.status == Status.SENDING,
+        )
+
+    @staticmethod
+    def _hold(conn: Connection, row_id: str, now: datetime, why: str) -> None:
+        conn.execute(update(_TABLE).where(_TABLE.c.id == row_id).values(
+            status=Status.HELD, error_class=why[:64], lease_until=None,
+            available_at=now + HOLD_RETRY))
+
+    def _record(self, s: Session, outcomes: list[Outcome], now: datetime) -> None:
+        delivered = [o for o in outcomes if isinstance(o, Delivered)]
+        if delivered:
+            conn = s.connection()
+            conn.execute(_SENT, [{"row_id": o.item.id, "ts": o.sent.timestamp, "at": now}
+                                 for o in delivered])
+            self._map_replies(conn, delivered, now)
+            for done in delivered:
+                if done.sent.undelivered and self._on_failure is not None:
+                    self._isolated(s, done.item, self._partial, done)
+        for failed in outcomes:
+            if isinstance(failed, Failed):
+                self._isolated(s, failed.item, self._after_failure, failed)
+
+    def _isolated(self, s: Session, item: Claimed, fn: Callable[[Session, Any], None],
+                  outcome: Outcome) -> None:
+        """One result's consequences in a savepoint: a failing hook loses only itself (the
+        row then stays `sending` and is retried, marked, when its lease runs out)."""
+        try:
+            with s.begin_nested():
+                fn(s, outcome)
+        except Exception as exc:
+            log.error("outbox.record_failed", outbox_id=item.id, exc_type=type(exc).__name__)
+
+    def _partial(self, s: Session, outcome: Delivered) -> None:
+        assert self._on_failure is not None
+        for member, failure in outcome.sent.undelivered:
+            self._on_failure(s, outcome.item, failure, Status.SENT, member)
+
+    @staticmethod
+    def _map_replies(conn: Connection, delivered: list[Delivered], now: datetime) -> None:
+        rows = [{"destination": o.dest.map_key, "signal_timestamp": o.sent.timestamp,
+                 "case_id": o.item.case_id, "created_at": now}
+                for o in delivered
+                if o.item.map_replies and o.item.case_id and o.sent.timestamp and o.dest.map_key]
+        for row in rows:  # the first mapping of a (destination, timestamp) wins
+            insert_new(conn, _SENT_MAP, ("destination", "signal_timestamp"), row)
 
     def _mark_sent(self, item: Claimed, dest: Destination, sent: Sent,
                    late: bool = False) -> bool:
-        """Record a delivery. `late`: a timed-out send answered after all, recorded only if
-        the row has not been claimed again since (a retry then carries the repeat mark)."""
+        """Record one delivery at once. `late`: a timed-out send answered after all,
+        recorded only if the row has not been claimed again since (a retry then carries
+        the repeat mark); its time-out may not be recorded yet (the row is still
+        `sending`), and then never will be (`_mark_failed` is guarded)."""
         now = self._clock.now()
-        timestamp = sent.timestamp
         with self._sessions.begin() as s:
             stmt = update(OutboxRow).where(OutboxRow.id == item.id)
             if late:
-                stmt = stmt.where(OutboxRow.status == Status.PENDING,
+                stmt = stmt.where(OutboxRow.status.in_((Status.PENDING, Status.SENDING)),
                                   OutboxRow.attempts == item.attempts)
-            done = s.execute(stmt.values(status=Status.SENT, signal_timestamp=timestamp,
+            done = s.execute(stmt.values(status=Status.SENT, signal_timestamp=sent.timestamp,
                                          sent_at=now, lease_until=None, error_class=None))
             if late and getattr(done, "rowcount", 0) != 1:
                 return False
-            if self._on_failure is not None:
-                for member, failure in sent.undelivered:
-                    self._on_failure(s, item, failure, Status.SENT, member)
-            if item.map_replies and item.case_id and timestamp and dest.map_key:
-                s.add(SentMap(destination=dest.map_key, signal_timestamp=timestamp,
-                              case_id=item.case_id, created_at=now))
+            delivered = Delivered(item, dest, sent)
+            if sent.undelivered and self._on_failure is not None:
+                self._partial(s, delivered)
+            self._map_replies(s.connection(), [delivered], now)
         return True
 
-    def _mark_failed(self, item: Claimed, failure: SendFailure, status: Status,
+    def _mark_failed(self, s: Session, item: Claimed, failure: SendFailure, status: Status,
                      retry_in: timedelta | None, maybe_sent: bool = False) -> None:
+        """Record a failed attempt, unless the row is no longer this attempt's (a late
+        answer marked it sent meanwhile)."""
         now = self._clock.now()
-        with self._sessions.begin() as s:
-            if self._on_failure is not None and status is not Status.PENDING:
-                previous = s.scalar(select(OutboxRow.error_class)
-                                    .where(OutboxRow.id == item.id))
-                if status is not Status.HELD or previous != failure.value:  # once per hold
-                    self._on_failure(s, item, failure, status, None)
-            s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == item.id)
-                .values(
-                    status=status,
-                    error_class=str(failure),
-                    lease_until=None,
-                    available_at=now + retry_in if retry_in is not None else now,
-                    possible_repeat=OutboxRow.possible_repeat | maybe_sent,
-                )
+        previous = s.scalar(select(OutboxRow.error_class).where(OutboxRow.id == item.id))
+        done = s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item.id, OutboxRow.status == Status.SENDING,
+                   OutboxRow.attempts == item.attempts)
+            .values(
+                status=status,
+                error_class=str(failure),
+                lease_until=None,
+                available_at=now + retry_in if retry_in is not None else now,
+                possible_repeat=OutboxRow.possible_repeat | maybe_sent,
             )
+        )
+        if getattr(done, "rowcount", 0) != 1:
+            return
+        if self._on_failure is not None and status is not Status.PENDING and (
+                status is not Status.HELD or previous != failure.value):  # once per hold
+            self._on_failure(s, item, failure, status, None)
 
+    def _after_failure(self, s: Session, outcome: Failed) -> None:
+        item, exc = outcome.item, outcome.error
+        failure = exc.failure
+        maybe_sent = exc.late is not None  # timed out: it may have been delivered
+        if failure is SendFailure.UNTRUSTED:
+            self._mark_failed(s, item, failure, Status.HELD, HOLD_RETRY)
+        elif failure is SendFailure.UNREGISTERED:
+            self._mark_failed(s, item, failure, Status.UNREACHABLE, None)
+        elif item.attempts >= MAX_ATTEMPTS or (failure in (
+            SendFailure.REJECTED, SendFailure.UNKNOWN_GROUP
+        ) and item.attempts >= 3):
+            self._mark_failed(s, item, failure, Status.FAILED, None)
+        else:
+            self._mark_failed(s, item, failure, Status.PENDING, backoff(item.attempts, failure),
+                              maybe_sent)
+
+    # -- the event loop side ---------------------------------------------------------------
     async def run_once(self) -> bool:
-        """Send one due row. Returns False when there was nothing to send."""
-        claimed = await self._run_db(self._claim)
-        if claimed is None:
+        """Record what the last batch did, claim and send the next. False when idle."""
+        outcomes, self._outcomes = self._outcomes, []
+        try:
+            claimed = await self._run_db(self._record_and_claim, outcomes, self.BATCH)
+        except BaseException:
+            self._outcomes = outcomes + self._outcomes  # not recorded: try again
+            raise
+        assert isinstance(claimed, list)
+        if not claimed:
             return False
-        assert isinstance(claimed, tuple)
-        item, dest = claimed
-        if dest is None:
-            log.warning("outbox.held", outbox_id=item.id, status="held")
-            return True
+        by_recipient: dict[str, list[tuple[Claimed, Destination]]] = {}
+        for item, dest in claimed:
+            if dest is None:
+                log.warning("outbox.held", outbox_id=item.id, status="held")
+            else:
+                by_recipient.setdefault(dest.recipient, []).append((item, dest))
+        await asyncio.gather(*(self._send_in_order(rows) for rows in by_recipient.values()))
+        return True
+
+    async def _send_in_order(self, rows: list[tuple[Claimed, Destination]]) -> None:
+        for item, dest in rows:
+            outcome = await self._send(item, dest)
+            if outcome is not None:
+                self._outcomes.append(outcome)
+
+    async def _send(self, item: Claimed, dest: Destination) -> Outcome | None:
         text = item.text
         if item.possible_repeat and item.kind is not RecipientKind.REPORTER:
             text = "⚠️ Possible repeat of an earlier message\n" + text
@@ -278,14 +416,17 @@ class OutboxPump:
                 quote_author=self._gateway.number if item.quote_timestamp else None,
             )
         except SendError as exc:
-            await self._run_db(self._after_failure, item, exc)
+            log.warning("outbox.send_failed", outbox_id=item.id, attempt=item.attempts,
+                        status=exc.failure.value)
             if exc.late is not None:
                 self._watch_late(item, dest, exc.late)
-            return True
-        await self._run_db(self._mark_sent, item, dest, sent)
+            return Failed(item, exc)
+        except Exception as exc:  # left `sending`: resent, marked, when the lease runs out
+            log.error("outbox.send_crashed", outbox_id=item.id, exc_type=type(exc).__name__)
+            return None
         self.sent_count += 1
         log.info("outbox.sent", outbox_id=item.id, attempt=item.attempts)
-        return True
+        return Delivered(item, dest, sent)
 
     def _watch_late(self, item: Claimed, dest: Destination,
                     late: asyncio.Future[Sent | None]) -> None:
@@ -306,25 +447,11 @@ class OutboxPump:
         self._late.add(task)
         task.add_done_callback(self._late.discard)
 
-    def _after_failure(self, item: Claimed, exc: SendError) -> None:
-        failure = exc.failure
-        maybe_sent = exc.late is not None  # timed out: it may have been delivered
-        if failure is SendFailure.UNTRUSTED:
-            self._mark_failed(item, failure, Status.HELD, HOLD_RETRY)
-        elif failure is SendFailure.UNREGISTERED:
-            self._mark_failed(item, failure, Status.UNREACHABLE, None)
-        elif item.attempts >= MAX_ATTEMPTS or (failure in (
-            SendFailure.REJECTED, SendFailure.UNKNOWN_GROUP
-        ) and item.attempts >= 3):
-            self._mark_failed(item, failure, Status.FAILED, None)
-        else:
-            self._mark_failed(item, failure, Status.PENDING, backoff(item.attempts, failure),
-                              maybe_sent)
-        log.warning("outbox.send_failed", outbox_id=item.id, attempt=item.attempts,
-                    status=failure.value)
-
     async def run(self, stop: asyncio.Event) -> None:
         await run_until_stopped(self.run_once, self.wake, stop, name="outbox")
+        if self._outcomes:  # sent before the stop: recorded, so a restart resends nothing
+            outcomes, self._outcomes = self._outcomes, []
+            await self._run_db(self._record_and_claim, outcomes, 0)
 
 
 def backoff(attempt: int, failure: SendFailure) -> timedelta:

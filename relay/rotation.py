@@ -1,9 +1,11 @@
 """KEK rotation by re-wrapping DEKs (SECURITY.md §2.3).
 
 `rotate` adds a new generation of the current epoch's KEK, then re-wraps, in batches of
-committed transactions, every wrapped DEK still under an older generation of that same
-epoch, updating `dek_wrapped` and `kek_id` together. Field ciphertexts never change, and
-rows of other epochs keep their epoch, so shredding an epoch still shreds them.
+committed transactions (each written with one `executemany`), every wrapped DEK still
+under an older generation of that same epoch, updating `dek_wrapped` and `kek_id`
+together (only where `dek_wrapped` is still the blob that was read). Field ciphertexts
+never change, and rows of other epochs keep their epoch, so shredding an epoch still
+shreds them.
 
 A rotation is resumable: while the keyring still holds an older live generation of the
 current epoch, a rotation is unfinished, and the next call continues it instead of
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from keys import (
@@ -142,6 +144,7 @@ class _Run:
             ).all()
             if not rows:
                 return 0, None
+            rewrapped: list[dict[str, object]] = []
             for row_id, blob in rows:
                 if (name, row_id) in self.failed:
                     continue
@@ -152,13 +155,15 @@ class _Run:
                 except (SealError, KeyDestroyedError, ValueError) as exc:
                     self.failed[name, row_id] = RowFailure(name, row_id, type(exc).__name__)
                     continue
-                changed = session.execute(
+                rewrapped.append({"b_id": row_id, "b_old": blob, "b_new": new_blob})
+            if rewrapped:  # one executemany; a row changed under us keeps its new blob
+                moved = session.connection().execute(
                     update(table)
-                    .where(table.c.id == row_id, table.c.dek_wrapped == blob)
-                    .values(dek_wrapped=new_blob, kek_id=self.new_id)
-                    .returning(table.c.id)
-                ).first()
-                moved += changed is not None
+                    .where(table.c.id == bindparam("b_id"),
+                           table.c.dek_wrapped == bindparam("b_old"))
+                    .values(dek_wrapped=bindparam("b_new"), kek_id=self.new_id),
+                    rewrapped,
+                ).rowcount
         self.rewrapped[name] += moved
         self.done += len(rows)
         if self.progress is not None:

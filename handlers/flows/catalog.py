@@ -265,6 +265,11 @@ DEFAULT_TEXTS: dict[str, str] = {
     ),
     "officer_unclaimed_label": "not claimed",
     "officer_claimed_by": "claimed by {name}",
+    "officer_cases_more": "Cases {first}-{last}, newest first. Older ones: /cases {next}",
+    "officer_cases_past_end": (
+        "There is no page {page}: you have {count} open cases, {pages} pages of 20."
+    ),
+    "officer_usage_cases": "Usage: /cases (the newest 20 open cases) or /cases 2 (the next 20)",
     "officer_case_thread": "Case {ref} ({status}):\n\n{thread}",
     "officer_thread_entry": "[{when} \u00b7 {who}]\n{body}",
     "officer_who_reporter": "reporter",

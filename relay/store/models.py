@@ -81,6 +81,9 @@ class Conversation(Base):
 
 class Case(Base):
     __tablename__ = "cases"
+    # an officer's /cases: open cases of a scope, newest first, without decrypting any
+    __table_args__ = (Index("ix_cases_listing", "scope_id", "status", "has_exclusions",
+                            "created_at"),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     ref: Mapped[str] = mapped_column(String(6), unique=True)
@@ -88,7 +91,7 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     epoch: Mapped[str] = mapped_column(String(16), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)  # open|in-progress|...|closed
-    scope_id: Mapped[str] = mapped_column(String(40), index=True)
+    scope_id: Mapped[str] = mapped_column(String(40))
     category_id: Mapped[str] = mapped_column(String(40))
     help_kind: Mapped[str] = mapped_column(String(40))
     named: Mapped[bool] = mapped_column(Boolean)
@@ -106,6 +109,21 @@ class Case(Base):
     # JSON: narrative, when, where, who, safe, attachments, routing (chosen/support/excluded)
     details_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # whether the routing excludes anyone (derived from details_sealed, for listings);
+    # None for a case not indexed yet (made before revision 0002): decided by decrypting
+    has_exclusions: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class CaseOfficerTag(Base):
+    """The officers a case's routing names, as keyed tags (`relay.case_index`): the chosen
+    and support officer ("named"), and each excluded officer ("excluded"). Listings decide
+    who may act on a case from these and `Case.has_exclusions`, without decrypting it."""
+
+    __tablename__ = "case_officer_tags"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    tag: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True, index=True)
 
 
 class ReporterLink(Base):
@@ -130,7 +148,8 @@ class CaseMessage(Base):
     __table_args__ = (UniqueConstraint("case_id", "seq"),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    # no index of its own: the unique (case_id, seq) index serves lookups by case
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))  # report|reporter|officer|note|system
     author: Mapped[str | None] = mapped_column(String(40))  # officer id, never an identity

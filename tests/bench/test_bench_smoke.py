@@ -60,11 +60,16 @@ def _check_scale(section: dict[str, Any]) -> None:
     listing = section["scope_listing"]
     _positive(listing["p99_ms"], "/cases p99")
     _positive(listing["open_cases_in_scope"], "open cases in scope")
+    _positive(listing["dm"]["p99_ms"], "/cases in a DM p99")
+    _positive(listing["query_only"]["p99_ms"], "listing query p99")
     due = section["run_due"]
     assert due["pending_timers"] == db["shape"]["timers"]
     _positive(due["idle_pass"]["max_ms"], "run_due idle")
     _positive(due["full_batch_pass"]["ms"], "run_due batch")
     assert due["full_batch_pass"]["fired"] == due["batch"]
+    assert due["drain"]["fired"] > due["batch"]
+    assert due["drain"]["passes"] > 1
+    _positive(due["drain"]["longest_pass_ms"], "run_due longest pass of a drain")
     rotation = section["rotation"]
     assert rotation["finished"]
     _positive(rotation["rows_per_s"], "rotation rate")
