@@ -37,7 +37,7 @@ from relay.officers import OfficerDesk
 from relay.outbox import OutboxPump, Status
 from relay.receiver import Receiver
 from relay.reporters import ReporterDesk
-from relay.store.db import make_engine, make_sessionmaker
+from relay.store.db import WalCheckpointer, make_engine, make_sessionmaker, start_checkpointer
 from relay.store.migrate import ensure_schema
 from relay.store.models import OutboxRow
 from relay.store.sealing import Sealer
@@ -67,6 +67,7 @@ class Relay:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     health: HealthEndpoint | None = None  # /healthz and /metrics on loopback, when on
     timers_ran_at: datetime | None = None  # when the timer loop last completed a run
+    checkpointer: WalCheckpointer | None = None  # SQLite: checkpoints off the DB thread
 
     def run_db(self, fn: Any, *args: Any) -> asyncio.Future[Any]:
         return asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
@@ -198,6 +199,8 @@ class Relay:
         await self.roster.close()
         self._db.shutdown(wait=True)
         self.engine.dispose()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()  # TRUNCATE: a clean stop leaves an empty WAL
 
     async def run_forever(self) -> None:
         await self.start()
@@ -206,7 +209,7 @@ class Relay:
 
 def build(cfg: OrgConfig, keyring: Keyring, clock: Clock, *, database_url: str | None = None,
           ping_interval: float = 20.0) -> Relay:
-    engine = make_engine(database_url or cfg.storage.url)
+    engine = make_engine(database_url or cfg.storage.url, autocheckpoint=False)
     ensure_schema(engine)
     sessions = make_sessionmaker(engine)
     sealer = Sealer(keyring, clock)
@@ -246,6 +249,6 @@ def build(cfg: OrgConfig, keyring: Keyring, clock: Clock, *, database_url: str |
     pump = OutboxPump(sessions, sealer, gateway, clock, Destinations(cfg, sealer, roster, catalog),
                       run_db, failure_hook(cfg, sealer, catalog))
     app = Relay(cfg, engine, sessions, sealer, clock, gateway, dispatcher, pump, receiver,
-                catalog, due, roster)
+                catalog, due, roster, checkpointer=start_checkpointer(engine))
     relay_ref["relay"] = app
     return app

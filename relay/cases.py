@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,7 @@ from relay.config import OrgConfig
 from relay.outbox import Message, RecipientKind, enqueue
 from relay.refs import new_ref
 from relay.scopes import Routing, route, targets
+from relay.store.inserts import flush_new
 from relay.store.models import Case, CaseMessage, ReporterLink
 from relay.store.sealing import Sealer
 
@@ -67,21 +68,24 @@ class CaseView:
         return f"CaseView(ref={self.ref!r}, <sealed>)"
 
 
-def _seq(session: Session, case_id: str) -> int:
-    current = session.scalar(
-        select(func.max(CaseMessage.seq)).where(CaseMessage.case_id == case_id)
-    )
-    return (current or 0) + 1
+_MESSAGES = cast("Table", CaseMessage.__table__)
+_NEXT_SEQ = select(func.coalesce(func.max(_MESSAGES.c.seq), 0) + 1).where(
+    _MESSAGES.c.case_id == bindparam("case_id"))
+_INSERT_MESSAGE = insert(_MESSAGES)
 
 
 def add_message(session: Session, sealer: Sealer, case: CaseView, kind: str, body: str,
                 now: datetime, author: str | None = None) -> str:
+    """Append a sealed message to a case, at once on the session's connection (Core
+    statements built once; the case must exist, `flush_new` writes a new one first)."""
     msg_id = str(uuid.uuid4())
-    session.add(CaseMessage(
-        id=msg_id, case_id=case.id, seq=_seq(session, case.id), kind=kind, author=author,
-        created_at=now,
-        body_sealed=sealer.seal(case.dek, MESSAGES, msg_id, "body", body.encode()),
-    ))
+    conn = flush_new(session)
+    seq = conn.execute(_NEXT_SEQ, {"case_id": case.id}).scalar_one()
+    conn.execute(_INSERT_MESSAGE, {
+        "id": msg_id, "case_id": case.id, "seq": seq, "kind": kind, "author": author,
+        "created_at": now,
+        "body_sealed": sealer.seal(case.dek, MESSAGES, msg_id, "body", body.encode()),
+    })
     return msg_id
 
 

@@ -31,7 +31,6 @@ from relay.cases import (
     create_case,
     deliver_to_scope,
     open_case,
-    open_cases_of,
 )
 from relay.checkins import Answer, parse_answer
 from relay.config import OrgConfig
@@ -140,9 +139,9 @@ class ReporterDesk:
                 fresh = intake.start(self._ctx, inp, now)
                 self._after_intake(s, None, bidx, fresh, who, now, f"{key}:fresh")
             return
-        cases = open_cases_of(s, self._sealer, bidx)
+        linked = self._linked(s, bidx)  # one query: the open cases are among them
+        cases = [open_case(self._sealer, row) for row in linked if row.status in OPEN_STATES]
         pending = self._load(conv).get("router") if conv is not None else None
-        linked = self._linked(s, bidx)
         states = self._states(linked)
         decision = reporter.decide(
             reporter.RouterInput(text=text, has_attachments=bool(notes),
