@@ -21,6 +21,8 @@
 # (default pg_dump; e.g. "docker compose -f deploy/compose.yaml exec -T postgres pg_dump"
 # to run the server's own pg_dump inside its container).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=config-paths.sh
+. "$(dirname "$0")/config-paths.sh"
 umask 077
 
 usage() {
@@ -78,20 +80,7 @@ KEYS_OUT="${KEYS_OUT:-$OUT}"
 SOURCE="directory"
 if [ -n "$CONFIG" ]; then
     [ -r "$CONFIG" ] || die "cannot read config $CONFIG"
-    # url, keys directory and key source, one per line (tomllib: Python >= 3.11).
-    {
-        read -r CFG_URL
-        read -r CFG_KEYS
-        read -r SOURCE
-    } < <("$PYTHON" - "$CONFIG" <<'PY'
-import sys, tomllib
-with open(sys.argv[1], "rb") as f:
-    cfg = tomllib.load(f)
-print(cfg.get("storage", {}).get("url", "sqlite:///relay-data/relay.db"))
-print(cfg.get("keys", {}).get("directory", "relay-keys"))
-print(cfg.get("keys", {}).get("source", "directory"))
-PY
-    ) || die "cannot parse $CONFIG as TOML (check it with: relay config check $CONFIG)"
+    read_config_paths "$CONFIG" || die "cannot parse $CONFIG as TOML (check it with: relay config check $CONFIG)"
     DB_URL="${DB_URL:-$CFG_URL}"
     KEYS_DIR="${KEYS_DIR:-$CFG_KEYS}"
 fi

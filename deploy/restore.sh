@@ -12,6 +12,8 @@
 # /opt/relay/.venv/bin/relay), PG_RESTORE and PSQL (default pg_restore, psql; e.g.
 # "docker compose -f deploy/compose.yaml exec -T postgres pg_restore").
 set -Eeuo pipefail
+# shellcheck source-path=SCRIPTDIR source=config-paths.sh
+. "$(dirname "$0")/config-paths.sh"
 umask 077
 
 usage() {
@@ -76,19 +78,7 @@ STEP="reading the config"
 SOURCE="directory"
 if [ -n "$CONFIG" ]; then
     [ -r "$CONFIG" ] || die "cannot read config $CONFIG"
-    {
-        read -r CFG_URL
-        read -r CFG_KEYS
-        read -r SOURCE
-    } < <("$PYTHON" - "$CONFIG" <<'PY'
-import sys, tomllib
-with open(sys.argv[1], "rb") as f:
-    cfg = tomllib.load(f)
-print(cfg.get("storage", {}).get("url", "sqlite:///relay-data/relay.db"))
-print(cfg.get("keys", {}).get("directory", "relay-keys"))
-print(cfg.get("keys", {}).get("source", "directory"))
-PY
-    ) || die "cannot parse $CONFIG as TOML"
+    read_config_paths "$CONFIG" || die "cannot parse $CONFIG as TOML"
     DB_URL="${DB_URL:-$CFG_URL}"
     KEYS_DIR="${KEYS_DIR:-$CFG_KEYS}"
 fi

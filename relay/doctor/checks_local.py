@@ -16,8 +16,8 @@ from keys import Keyring, KeyringError, load_root_from_credentials
 from keys.layout import KCV_FILE, KDF_FILE, KEYRING_FILE, ROOT_KEY_FILE
 from relay.doctor.context import MIB, Context
 from relay.doctor.result import CheckResult, fail, ok, warn
-from relay.setup.database import describe, sqlite_path
-from relay.store.db import make_engine
+from relay.setup.database import describe
+from relay.store.db import make_engine, sqlite_path
 from relay.store.migrate import alembic_config, current_revision, head_revision
 
 PRIVATE = 0o077

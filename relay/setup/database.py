@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from relay.setup.files import make_private_parents
-from relay.store.db import make_engine
+from relay.store.db import make_engine, sqlite_path
 from relay.store.migrate import current_revision, head_revision, upgrade
 
 
@@ -37,11 +36,6 @@ def describe(url: str) -> str:
     except ValueError:
         return "the PostgreSQL database in storage.url"
     return f"PostgreSQL {parsed.host or 'localhost'}/{parsed.database or ''}"
-
-
-def sqlite_path(url: str) -> Path | None:
-    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
-    return Path(path) if path and path != ":memory:" else None
 
 
 def upgrade_to_head(url: str) -> Upgraded:

@@ -51,9 +51,9 @@ def make_engine(url: str, *, autocheckpoint: bool = True) -> Engine:
 
     `autocheckpoint=False` (SQLite): commits never checkpoint; run a `WalCheckpointer`."""
     if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, hide_parameters=True, connect_args={"timeout": 10})
         pragmas = SQLITE_PRAGMAS if autocheckpoint else SQLITE_PRAGMAS + NO_AUTOCHECKPOINT_PRAGMAS
         _sqlite_events(engine, pragmas)
