@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL row")
     p.add_argument("--profile", action="store_true",
                    help="cProfile the relay child (both threads) during the run")
+    p.add_argument("--trace", action="store_true",
+                   help="stamp each stage of relay's pipeline; print where paced latency goes")
     p.add_argument("--scale-cases", type=int, help="cases in the scale DB (default 100000)")
     p.add_argument("--scale-messages", type=int, help="messages (default 1000000)")
     p.add_argument("--scale-timers", type=int, help="pending timers (default 100000)")
@@ -48,7 +50,8 @@ def _throughput_params(args: argparse.Namespace) -> Params:
     changes: dict[str, Any] = {k: v for k, v in {
         "flood": args.flood, "paced": args.paced, "rate": args.rate, "cases": args.cases,
     }.items() if v is not None}
-    return replace(params, **changes, postgres=not args.no_postgres, profile=args.profile)
+    return replace(params, **changes, postgres=not args.no_postgres, profile=args.profile,
+                   trace=args.trace)
 
 
 def _scale_params(args: argparse.Namespace) -> ScaleParams:

@@ -87,7 +87,7 @@ async def run_echo(spec: dict[str, Any]) -> None:
 async def run_relay(spec: dict[str, Any]) -> None:
     from sqlalchemy import event
 
-    from relay.app import build
+    from relay.app import build, freeze_heap
     from relay.clock import SystemClock
     from relay.config import parse_config
     from relay.keysource import load_keyring
@@ -107,7 +107,13 @@ async def run_relay(spec: dict[str, Any]) -> None:
     t0 = time.perf_counter()
     relay = build(cfg, keyring, SystemClock(), database_url=spec["database_url"])
     t1 = time.perf_counter()
+    stamps = None
+    if spec.get("trace"):
+        from bench.trace import instrument
+
+        stamps = instrument(relay)
     await relay.start()
+    freeze_heap()  # as `relay run` does once started
     t2 = time.perf_counter()
     emit("ready", startup_s=t2 - t0, build_s=t1 - t0, start_s=t2 - t1, **_counters())
     if main_prof is not None and db_prof is not None:
@@ -130,6 +136,8 @@ async def run_relay(spec: dict[str, Any]) -> None:
                 "sql_statements": sql["statements"], "sql_commits": sql["commits"]}
 
     await serve(stats)
+    if stamps is not None:
+        stamps.dump(Path(str(spec["trace"])))
     if main_prof is not None and db_prof is not None:
         main_prof.disable()
         await relay.run_db(db_prof.disable)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import FORMAT
+from bench.trace import render
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -60,6 +61,13 @@ def throughput_table(result: dict[str, Any]) -> str:
             f"officers; paced: {params['paced']} messages at {params['rate']}/s")
     if result.get("postgresql_note"):
         foot += f"\n{result['postgresql_note']}"
+    for row in result["rows"]:
+        if row.get("paced_trace"):
+            foot += f"\n\nrelay ({row['db']}): " + render(row["paced_trace"])
+            gcs = row.get("gc_full_collections") or {}
+            foot += (f"\nfull garbage collections during the run: {gcs.get('count', 0)}, "
+                     f"longest {_num(gcs.get('max_ms'), 1)} ms, "
+                     f"total {_num(gcs.get('total_ms'), 1)} ms")
     return _table(header, rows) + "\n" + foot
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from typing import Any
 from bench import pg
 from bench.procs import Child
 from bench.stats import cpu_seconds, summary_ms
+from bench.trace import attribute, gc_pauses
 from bench.workload import SeededCase, SendTap, Step, script, seed_cases
 from keys import init_keys_dir
 from relay.clock import SystemClock
@@ -42,6 +44,7 @@ class Params:
     warmup: int = 10
     postgres: bool = True
     profile: bool = False
+    trace: bool = False
     flood_timeout: float = 120.0
 
     @classmethod
@@ -127,7 +130,7 @@ async def _paced(tap: SendTap, steps: list[Step], rate: float, timeout: float) -
     latencies = [tap.arrived[t] - sent_at[t] for t in sent_at if t in tap.arrived]
     await tap.quiet()
     return {"messages": len(steps), "rate_msg_s": rate, "complete": complete,
-            **summary_ms(latencies)}
+            **summary_ms(latencies), "_sent_at": sent_at, "_arrived": dict(tap.arrived)}
 
 
 async def _measure(org: SandboxOrg, child: Child, cases: list[SeededCase], params: Params
@@ -159,6 +162,8 @@ async def run_echo(params: Params, workdir: Path) -> dict[str, Any]:
             result = await _measure(org, child, cases, params)
         finally:
             await child.stop()
+    result["paced"].pop("_sent_at")
+    result["paced"].pop("_arrived")
     return {"system": "signalbot echo", "db": None, **result}
 
 
@@ -173,12 +178,19 @@ async def run_relay(params: Params, workdir: Path, database_url: str, db: str
                                 "database_url": database_url}
         if params.profile:
             spec["profile"] = str(workdir / "relay.prof")
+        if params.trace:
+            spec["trace"] = str(workdir / "trace.json")
         child = await Child.spawn(spec, workdir, "relay")
         try:
             result = await _measure(org, child, cases, params)
         finally:
             stopped = await child.stop()
     result["peak_rss_mb"] = stopped.get("peak_rss_mb")
+    sent_at, arrived = result["paced"].pop("_sent_at"), result["paced"].pop("_arrived")
+    if params.trace:
+        events = json.loads((workdir / "trace.json").read_text("utf-8"))
+        result["paced_trace"] = attribute(events, sent_at, arrived, 0.9 / params.rate)
+        result["gc_full_collections"] = gc_pauses(events)
     if params.profile:
         result["profile"] = str(workdir / "relay.txt")
     return {"system": "relay", "db": db, **result}

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from handlers.flows.catalog import Catalog
 from handlers.flows.intake import Draft
@@ -89,11 +89,30 @@ def add_message(session: Session, sealer: Sealer, case: CaseView, kind: str, bod
     return msg_id
 
 
+_ROUTING = "case_routing"  # session.info: case id -> (row, its details blob, routing)
+
+
 def open_case(sealer: Sealer, row: Case) -> CaseView:
     dek = sealer.open_record(CASES, row.id, row.dek_wrapped)
     details = sealer.open_json(dek, CASES, row.id, "details", row.details_sealed)
+    routing = Routing.from_json(details["routing"])
+    session = object_session(row)
+    if session is not None:  # kept for this session only: nothing clear outlives it
+        session.info.setdefault(_ROUTING, {})[row.id] = (row, row.details_sealed, routing)
     return CaseView(row.id, row.ref, row.status, row.scope_id, row.category_id, row.named,
-                    Routing.from_json(details["routing"]), details, dek)
+                    routing, details, dek)
+
+
+def routing_of(sealer: Sealer, row: Case) -> Routing:
+    """A case's routing as sealed in the row now. Opened once per session and blob: the
+    send-time scope check of a row written in the same transaction decrypts nothing
+    again, and finds the row in the session without a query (the entry holds it).
+    Re-sealing assigns a new blob, so a changed routing is always opened afresh."""
+    session = object_session(row)
+    cached = session.info.get(_ROUTING, {}).get(row.id) if session is not None else None
+    if cached is not None and cached[0] is row and cached[1] is row.details_sealed:
+        return cast("Routing", cached[2])
+    return open_case(sealer, row).routing
 
 
 def case_by_ref(session: Session, sealer: Sealer, ref: str) -> CaseView | None:

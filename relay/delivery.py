@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from handlers.flows.catalog import Catalog
 from relay.alerts import alert
-from relay.cases import open_case
+from relay.cases import routing_of
 from relay.config import OrgConfig
 from relay.gateway import SendFailure
 from relay.groups import GroupRoster, is_clean
@@ -56,7 +56,7 @@ class Destinations:
             return False
         target = Target("group" if item.kind is RecipientKind.GROUP else "officer",
                         item.ref or "")
-        return may_receive(self._cfg, open_case(self._sealer, row).routing, target)
+        return may_receive(self._cfg, routing_of(self._sealer, row), target)
 
     def _group(self, s: Session, item: Claimed) -> Destination | None:
         scope = next((sc for sc in self._cfg.scopes if sc.id == item.ref), None)

@@ -32,6 +32,7 @@ from relay.clock import Clock
 from relay.config import OrgConfig, Role
 from relay.logs import get_logger
 from relay.officers import OfficerDesk, Where
+from relay.outbox import Batch, OutboxPump
 from relay.reporters import ReporterDesk
 from relay.store.sealing import Sealer
 
@@ -69,6 +70,9 @@ class Dispatcher:
         self.processed = 0
         self.groups_changed = False  # set by a group update; the app re-reads membership
         self.on_committed: Callable[[], None] = lambda: None
+        # set by the app: claims the rows a batch wrote in its own transaction when the
+        # pump has nothing out (see OutboxPump.claim_in)
+        self.outbox: OutboxPump | None = None
 
     def process_pending(self) -> bool:
         """Process the oldest pending inbox rows, up to BATCH of them, in arrival order
@@ -76,31 +80,44 @@ class Dispatcher:
         is recorded (retried, then quarantined) and the others still commit. False when
         none was pending. One frame at a time arrives as a batch of one."""
         now = self._clock.now()
-        with self._sessions.begin() as s:
-            batch = inbox.pending(s, self._sealer, self.BATCH)
-            if not batch:
-                return False
-            done: list[str] = []
-            for frame in batch:
-                try:
-                    with s.begin_nested():
-                        event = frames.parse(frame.raw)
-                        self.route(s, event, now, key=f"in:{frame.id}")
-                    done.append(frame.id)
-                except Exception as exc:
-                    quarantined = inbox.record_failure(
-                        s, frame.id, type(exc).__name__,
-                        at_once=isinstance(exc, inbox.QuarantineNowError))
-                    log.error("dispatcher.frame_failed", exc_type=type(exc).__name__,
-                              status="quarantined" if quarantined else "retry")
-                    if quarantined:
-                        self.alert_quarantine(s, now)
-            inbox.mark_done(s, done, now)
+        claimed: Batch = []
+        try:
+            with self._sessions.begin() as s:
+                batch = inbox.pending(s, self._sealer, self.BATCH)
+                if not batch:
+                    return False
+                self._process(s, batch, now)
+                if self.outbox is not None:  # its rows go out without another commit
+                    claimed = self.outbox.claim_in(s, now)
+        except BaseException:
+            if claimed and self.outbox is not None:
+                self.outbox.release()
+            raise
+        if claimed and self.outbox is not None:
+            self.outbox.hand_over(claimed)
         self.processed += len(batch)
         self.on_committed()
         return True
 
     process_one = process_pending  # the name the app calls
+
+    def _process(self, s: Session, batch: list[inbox.Pending], now: datetime) -> None:
+        done: list[str] = []
+        for frame in batch:
+            try:
+                with s.begin_nested():
+                    event = frames.parse(frame.raw)
+                    self.route(s, event, now, key=f"in:{frame.id}")
+                done.append(frame.id)
+            except Exception as exc:
+                quarantined = inbox.record_failure(
+                    s, frame.id, type(exc).__name__,
+                    at_once=isinstance(exc, inbox.QuarantineNowError))
+                log.error("dispatcher.frame_failed", exc_type=type(exc).__name__,
+                          status="quarantined" if quarantined else "retry")
+                if quarantined:
+                    self.alert_quarantine(s, now)
+        inbox.mark_done(s, done, now)
 
     def alert_quarantine(self, s: Session, now: datetime) -> None:
         alert(s, self._sealer, self._cfg, self._catalog, "alert_quarantined", now,

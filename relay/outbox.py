@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ log = get_logger("outbox")
 
 TABLE = "outbox"
 _TABLE = Base.metadata.tables[TABLE]
+_CLEAR = "outbox_clear"  # session.info: row id -> (text, address) enqueued in this session
 LEASE = timedelta(seconds=60)
 HOLD_RETRY = timedelta(minutes=5)  # held rows are tried again: trust may have been restored
 MAX_ATTEMPTS = 12
@@ -82,6 +84,7 @@ def enqueue(
         if msg.address is not None
         else None
     )
+    session.info.setdefault(_CLEAR, {})[row_id] = (msg.text, msg.address)
     inserted = insert_new(conn, _TABLE, "idempotency_key", {
         "id": row_id,
         "seq": next_value(conn, "outbox"),  # a repeated key leaves a gap: order is kept
@@ -152,6 +155,7 @@ class Failed:
 
 
 Outcome = Delivered | Failed
+Batch = list[tuple[Claimed, Destination | None]]  # claimed rows; no destination: held
 
 _DUE = (
     (_TABLE.c.status.in_((Status.PENDING, Status.HELD))
@@ -176,7 +180,12 @@ class OutboxPump:
     """Claims due rows a batch at a time, sends them (one recipient's rows in order,
     different recipients at once), and records the results in the transaction that
     claims the next batch. A crash before that commit leaves the rows `sending`: they
-    are resent, marked as possible repeats (`Relay._recover`)."""
+    are resent, marked as possible repeats (`Relay._recover`).
+
+    When the pump has nothing out, the transaction that wrote rows (the dispatcher's) may
+    claim them itself (`claim_in`, then `hand_over` after its commit): the rows then go
+    out without a transaction and a trip through the event loop of their own. One batch
+    is out at a time either way, so one recipient's messages keep their order."""
 
     BATCH = 16
 
@@ -201,24 +210,75 @@ class OutboxPump:
         self.sent_count = 0
         self._late: set[asyncio.Task[None]] = set()
         self._outcomes: list[Outcome] = []  # sent, not recorded yet
+        # Shared with the database thread, under _gate: whether a claimed batch is out
+        # (set by every claim that found rows, cleared by one that found none), and a
+        # batch claimed by another transaction, committed, waiting to be sent.
+        self._gate = threading.Lock()
+        self._in_flight = False
+        self._ready: Batch | None = None
 
     # -- the database side (run on the database thread) ----------------------------------
     def _record_and_claim(self, outcomes: list[Outcome],
-                          batch: int) -> list[tuple[Claimed, Destination | None]]:
-        """Record `outcomes`, then claim up to `batch` due rows: one transaction."""
+                          batch: int) -> Batch:
+        """Record `outcomes`, then claim up to `batch` due rows: one transaction. A batch
+        another transaction claimed and handed over is taken instead of claiming."""
+        ready = self._take_ready() if batch >= 1 else None
+        if ready is not None and not outcomes:
+            return ready
         now = self._clock.now()
         with self._sessions.begin() as s:
             self._record(s, outcomes, now)
-            if batch < 1:
+            if batch < 1 or ready is not None:
+                return ready or []
+            claimed = self._claim(s, now, batch)
+        with self._gate:
+            self._in_flight = bool(claimed)
+        return claimed
+
+    def _take_ready(self) -> Batch | None:
+        with self._gate:
+            ready, self._ready = self._ready, None
+        return ready
+
+    def claim_in(self, s: Session, now: datetime) -> Batch:
+        """On the database thread, in the caller's transaction: claim the due rows (those
+        it has just written among them) when the pump has nothing out. The caller passes
+        the result to `hand_over` once its transaction has committed, or to `release` if
+        it did not. Claimed here, a row is sent without a transaction of its own; a crash
+        between that commit and the send resends it marked, as for any claimed row."""
+        with self._gate:
+            if self._in_flight or self._ready is not None:
                 return []
-            return self._claim(s, now, batch)
+            self._in_flight = True
+        try:
+            with s.begin_nested():
+                claimed = self._claim(s, now, self.BATCH)
+        except Exception as exc:  # the pump claims them later; the caller's work stands
+            log.error("outbox.claim_in_failed", exc_type=type(exc).__name__)
+            claimed = []
+        if not claimed:
+            self.release()
+        return claimed
+
+    def hand_over(self, claimed: Batch) -> None:
+        """The transaction that claimed `claimed` committed: the pump sends them next
+        (the caller wakes it)."""
+        if claimed:
+            with self._gate:
+                self._ready = claimed
+
+    def release(self) -> None:
+        """What `claim_in` claimed was rolled back: the rows are due again."""
+        with self._gate:
+            self._in_flight = False
 
     def _claim(self, s: Session, now: datetime,
-               batch: int) -> list[tuple[Claimed, Destination | None]]:
+               batch: int) -> Batch:
         conn = s.connection()
         rows = conn.execute(_CLAIMABLE, {"now": now, "batch": batch}).all()
         if not rows:
             return []
+        clear: dict[str, tuple[str, str | None]] = s.info.get(_CLEAR, {})
         claimed: set[str] = set()
         for expired in (False, True):  # a lease that ran out: we may have sent it already
             ids = [r.id for r in rows if (r.status == Status.SENDING) is expired]
@@ -232,12 +292,12 @@ class OutboxPump:
                         attempts=_TABLE.c.attempts + 1,
                         possible_repeat=_TABLE.c.possible_repeat | expired)
                 .returning(_TABLE.c.id)).scalars())
-        out: list[tuple[Claimed, Destination | None]] = []
+        out: Batch = []
         for row in rows:
             if row.id not in claimed:
                 continue
             try:
-                item = self._open(row)
+                item = self._open(row, clear.get(row.id))
                 dest = self._resolve(s, item)
             except DBAPIError:
                 raise  # the transaction is broken: nothing of this batch is claimed
@@ -250,19 +310,25 @@ class OutboxPump:
             out.append((item, dest))
         return out
 
-    def _open(self, row: Any) -> Claimed:  # a row of _CLAIMABLE
-        dek = self._sealer.open_record(TABLE, row.id, row.dek_wrapped)
-        address = (
-            self._sealer.open(dek, TABLE, row.id, "address", row.address_sealed).decode()
-            if row.address_sealed is not None
-            else None
-        )
+    def _open(self, row: Any, clear: tuple[str, str | None] | None) -> Claimed:
+        """A row of _CLAIMABLE, opened; `clear`: its text and address when this session
+        enqueued it (then nothing is decrypted)."""
+        if clear is not None:
+            text, address = clear
+        else:
+            dek = self._sealer.open_record(TABLE, row.id, row.dek_wrapped)
+            address = (
+                self._sealer.open(dek, TABLE, row.id, "address", row.address_sealed).decode()
+                if row.address_sealed is not None
+                else None
+            )
+            text = self._sealer.open(dek, TABLE, row.id, "body", row.body_sealed).decode()
         return Claimed(
             id=row.id,
             kind=RecipientKind(row.recipient_kind),
             ref=row.recipient_ref,
             address=address,
-            text=self._sealer.open(dek, TABLE, row.id, "body", row.body_sealed).decode(),
+            text=text,
             purpose=row.purpose,
             case_id=row.case_id,
             map_replies=row.map_replies,
@@ -379,14 +445,18 @@ class OutboxPump:
 
     # -- the event loop side ---------------------------------------------------------------
     async def run_once(self) -> bool:
-        """Record what the last batch did, claim and send the next. False when idle."""
+        """Record what the last batch did, claim and send the next. False when idle.
+        A batch handed over with nothing to record goes out without a database job."""
         outcomes, self._outcomes = self._outcomes, []
-        try:
-            claimed = await self._run_db(self._record_and_claim, outcomes, self.BATCH)
-        except BaseException:
-            self._outcomes = outcomes + self._outcomes  # not recorded: try again
-            raise
-        assert isinstance(claimed, list)
+        claimed = None if outcomes else self._take_ready()
+        if claimed is None:
+            try:
+                got = await self._run_db(self._record_and_claim, outcomes, self.BATCH)
+            except BaseException:
+                self._outcomes = outcomes + self._outcomes  # not recorded: try again
+                raise
+            assert isinstance(got, list)
+            claimed = got
         if not claimed:
             return False
         by_recipient: dict[str, list[tuple[Claimed, Destination]]] = {}

@@ -22,7 +22,7 @@ def _say(text: str) -> None:
 
 async def run_relay(cfg: OrgConfig) -> int:
     from keys import KeyringError
-    from relay.app import build
+    from relay.app import build, freeze_heap
     from relay.gateway import ServiceCheckError
     from relay.keysource import load_keyring
 
@@ -50,6 +50,7 @@ async def run_relay(cfg: OrgConfig) -> int:
         _say(f"relay: {exc}")
         await relay.stop()
         return 2
+    freeze_heap()
     log.info("runner.started")
     await stop.wait()
     await relay.stop()

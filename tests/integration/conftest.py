@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from keys import Keyring, init_keys_dir
@@ -13,6 +13,17 @@ from relay.clock import FakeClock
 from relay.store.db import make_engine, make_sessionmaker
 from relay.store.migrate import ensure_schema
 from relay.store.sealing import Sealer
+
+
+def count_commits(engine: Engine) -> list[int]:
+    """A counter of the database commits on `engine` from now on (its one item)."""
+    count = [0]
+
+    def on_commit(_conn: object) -> None:
+        count[0] += 1
+
+    event.listen(engine, "commit", on_commit)
+    return count
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from handlers.events import TextMessage
 from keys import Keyring
@@ -18,6 +18,7 @@ from relay.app import Relay, build
 from relay.clock import FakeClock
 from relay.config import load_config
 from relay.store.models import Conversation, InboxRow, OutboxRow
+from tests.integration.conftest import count_commits
 from tests.integration.test_rotation import EXAMPLE
 
 
@@ -54,12 +55,7 @@ def test_a_failing_frame_is_rolled_back_alone_and_quarantined_after_three_tries(
             raise RuntimeError("boom")  # after its writes: its savepoint must undo them
 
     monkeypatch.setattr(desk, "handle", handle)
-    commits = [0]
-
-    def on_commit(_conn: object) -> None:
-        commits[0] += 1
-
-    event.listen(app.engine, "commit", on_commit)
+    commits = count_commits(app.engine)
     assert app.dispatcher.process_pending() is True
     assert commits[0] == 1  # six frames, one transaction
     with app.sessions.begin() as s:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from handlers.flows.catalog import Catalog
 from keys import Keyring
@@ -26,6 +26,7 @@ from relay.clock import FakeClock
 from relay.config import load_config
 from relay.store.models import Case, OutboxRow, Timer
 from relay.timers import TimerKind
+from tests.integration.conftest import count_commits
 from tests.integration.test_rotation import EXAMPLE, make_draft, reporter
 
 CASES = 24
@@ -61,23 +62,13 @@ def _state(app: Relay) -> tuple[dict[str, int], int, int]:
         return by_status, questions, audit.count(s)
 
 
-def _commits(app: Relay) -> list[int]:
-    count = [0]
-
-    def on_commit(_conn: object) -> None:
-        count[0] += 1
-
-    event.listen(app.engine, "commit", on_commit)
-    return count
-
-
 def test_a_batch_fires_every_due_timer_once_in_one_transaction(
         app: Relay, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(timers, "BATCH", 100)
     _seed(app, clock)
     assert app.due.run_due(clock.now()) == 0
     clock.advance(hours=2)
-    commits = _commits(app)
+    commits = count_commits(app.engine)
     assert app.due.run_due(clock.now()) == 2 * CASES
     assert commits[0] == 2  # the batch; and the moderation ledger's vote deadlines
     assert app.due.run_due(clock.now()) == 0
