@@ -113,9 +113,12 @@ async def run_relay(spec: dict[str, Any]) -> None:
 
         stamps = instrument(relay)
     await relay.start()
-    freeze_heap()  # as `relay run` does once started
     t2 = time.perf_counter()
-    emit("ready", startup_s=t2 - t0, build_s=t1 - t0, start_s=t2 - t1, **_counters())
+    freeze_heap()  # as `relay run` does once started (not part of start-up to ready)
+    emit("ready", startup_s=t2 - t0, build_s=t1 - t0, start_s=t2 - t1,
+         freeze_s=time.perf_counter() - t2, **_counters())
+    if stamps is not None:
+        stamps.watch_gc()  # from now on: start-up's own collections are not the load's
     if main_prof is not None and db_prof is not None:
         await relay.run_db(db_prof.enable)  # the relay's one database thread
         main_prof.enable()

@@ -65,7 +65,7 @@ def throughput_table(result: dict[str, Any]) -> str:
         if row.get("paced_trace"):
             foot += f"\n\nrelay ({row['db']}): " + render(row["paced_trace"])
             gcs = row.get("gc_full_collections") or {}
-            foot += (f"\nfull garbage collections during the run: {gcs.get('count', 0)}, "
+            foot += (f"\nfull garbage collections once relay was ready: {gcs.get('count', 0)}, "
                      f"longest {_num(gcs.get('max_ms'), 1)} ms, "
                      f"total {_num(gcs.get('total_ms'), 1)} ms")
     return _table(header, rows) + "\n" + foot

