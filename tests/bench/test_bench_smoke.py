@@ -1,4 +1,4 @@
-"""Smoke test of the benchmarks: `python -m bench all --short` with tiny sizes (the
+"""Smoke test of the benchmarks: `python -m bench all --short --trace` with tiny sizes (the
 PostgreSQL row only when the test server answers).
 
 Checks that the JSON has every expected key and that the figures are positive and finite,
@@ -47,6 +47,16 @@ def _check_throughput(section: dict[str, Any]) -> None:
     for row in rows[1:]:
         for key in ("throughput", "p50", "p95", "p99"):
             _positive(row["ratios"][key], f"{row['db']} ratio {key}")
+        trace = row["paced_trace"]  # --trace: where the paced messages' time went
+        stages = ("ingest_called", "stored", "dispatch_started", "send_started",
+                  "relayed_send_arrived")
+        for stage in stages:
+            _positive(trace[stage]["p50_ms"], f"{row['db']} trace {stage}")
+        medians = [trace[stage]["p50_ms"] for stage in stages]
+        assert medians[:3] == sorted(medians[:3]), medians  # stored before dispatched
+        assert medians[1] < medians[4], medians  # and before the relayed send arrives
+        assert trace["stored"]["n"] == row["paced"]["messages"]
+        assert set(row["gc_full_collections"]) == {"count", "max_ms", "total_ms"}
 
 
 def _check_scale(section: dict[str, Any]) -> None:
@@ -84,7 +94,7 @@ def test_bench_short(tmp_path: Path) -> None:
     out = tmp_path / "latest.json"
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "all", "--short",
+        [sys.executable, "-m", "bench", "all", "--short", "--trace",
          "--out", str(out), "--work", str(tmp_path / "work"), "--cache", str(tmp_path / "cache")],
         cwd=REPO, capture_output=True, text=True, timeout=110, check=False,
     )
