@@ -226,11 +226,17 @@ class OutboxPump:
         if ready is not None and not outcomes:
             return ready
         now = self._clock.now()
-        with self._sessions.begin() as s:
-            self._record(s, outcomes, now)
-            if batch < 1 or ready is not None:
-                return ready or []
-            claimed = self._claim(s, now, batch)
+        try:
+            with self._sessions.begin() as s:
+                self._record(s, outcomes, now)
+                if batch < 1 or ready is not None:
+                    return ready or []
+                claimed = self._claim(s, now, batch)
+        except BaseException:
+            if ready is not None:  # not sent yet: still the next batch to send
+                with self._gate:
+                    self._ready = ready
+            raise
         with self._gate:
             self._in_flight = bool(claimed)
         return claimed

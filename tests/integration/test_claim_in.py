@@ -145,3 +145,27 @@ def test_the_send_time_scope_check_sees_a_routing_changed_in_the_same_transactio
         s.flush()
         s.expire(row)  # as read back from the database
         assert resolve(s, item) is None
+
+
+def test_a_handed_over_batch_survives_a_failed_recording(app: Relay) -> None:
+    app._ingest_sync([_hello(1)], "ws")
+    assert app.dispatcher.process_pending() is True
+    first = app.pump._take_ready()
+    assert first
+    app._ingest_sync([_hello(2)], "ws")
+    app.pump.release()  # as if the first batch were done: the next dispatch hands over
+    assert app.dispatcher.process_pending() is True
+    fail = [True]
+
+    def refuse(_conn: object) -> None:
+        if fail[0]:
+            fail[0] = False
+            raise RuntimeError("commit refused")
+
+    event.listen(app.engine, "commit", refuse)
+    with pytest.raises(RuntimeError):  # recording the first batch fails...
+        app.pump._record_and_claim(_delivered(first), 16)
+    again = app.pump._record_and_claim(_delivered(first), 16)
+    assert again  # ...and the handed-over batch is still the one to send next
+    assert {item.id for item, _ in again}.isdisjoint({item.id for item, _ in first})
+    assert all(status == Status.SENT for _, status, _ in _rows(app)[:len(first)])
