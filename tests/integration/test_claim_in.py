@@ -58,6 +58,17 @@ def _delivered(batch: Batch) -> list[Outcome]:
             for n, (item, dest) in enumerate(batch) if dest is not None]
 
 
+def _refuse_next_commit(app: Relay) -> None:
+    fail = [True]
+
+    def refuse(_conn: object) -> None:
+        if fail[0]:
+            fail[0] = False
+            raise RuntimeError("commit refused")
+
+    event.listen(app.engine, "commit", refuse)
+
+
 def test_an_idle_pump_gets_the_rows_without_a_transaction_of_their_own(app: Relay) -> None:
     app._ingest_sync([_hello(1)], "ws")
     commits = count_commits(app.engine)
@@ -104,14 +115,7 @@ def test_while_a_batch_is_out_new_rows_wait_for_the_pump_in_order(app: Relay) ->
 
 def test_a_claim_rolled_back_with_its_transaction_is_released(app: Relay) -> None:
     app._ingest_sync([_hello(1)], "ws")
-    fail = [True]
-
-    def refuse(_conn: object) -> None:
-        if fail[0]:
-            fail[0] = False
-            raise RuntimeError("commit refused")
-
-    event.listen(app.engine, "commit", refuse)
+    _refuse_next_commit(app)
     with pytest.raises(RuntimeError):
         app.dispatcher.process_pending()
     assert _rows(app) == []  # nothing of that transaction stands
@@ -155,14 +159,7 @@ def test_a_handed_over_batch_survives_a_failed_recording(app: Relay) -> None:
     app._ingest_sync([_hello(2)], "ws")
     app.pump.release()  # as if the first batch were done: the next dispatch hands over
     assert app.dispatcher.process_pending() is True
-    fail = [True]
-
-    def refuse(_conn: object) -> None:
-        if fail[0]:
-            fail[0] = False
-            raise RuntimeError("commit refused")
-
-    event.listen(app.engine, "commit", refuse)
+    _refuse_next_commit(app)
     with pytest.raises(RuntimeError):  # recording the first batch fails...
         app.pump._record_and_claim(_delivered(first), 16)
     again = app.pump._record_and_claim(_delivered(first), 16)
