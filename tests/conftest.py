@@ -80,6 +80,24 @@ def pytest_report_header(config: pytest.Config) -> str:
             "PostgreSQL tests will be skipped" + (" -> FAIL under CI=true" if IN_CI else ""))
 
 
+FIGURES = "bench_figures"  # a user property: text for the end of the test run's output
+_figures: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect figures a test published (also from xdist workers: the report carries them)."""
+    if report.when == "call":
+        _figures.extend(str(value) for name, value in report.user_properties if name == FIGURES)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Show the published figures (the benchmark smoke test's tables) in every run's
+    output, passing or not: CI prints them without asserting thresholds."""
+    for figures in _figures:
+        terminalreporter.section("benchmark figures (python -m bench all --short --trace)")
+        terminalreporter.write_line(figures)
+
+
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     """Tests that configure relay's logging put the process's logging back afterwards."""

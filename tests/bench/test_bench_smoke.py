@@ -16,6 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.conftest import FIGURES
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -90,7 +94,7 @@ def _check_scale(section: dict[str, Any]) -> None:
     _positive(purge["deleted"]["cases"], "purged cases")
 
 
-def test_bench_short(tmp_path: Path) -> None:
+def test_bench_short(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     out = tmp_path / "latest.json"
     started = time.perf_counter()
     done = subprocess.run(
@@ -99,7 +103,8 @@ def test_bench_short(tmp_path: Path) -> None:
         cwd=REPO, capture_output=True, text=True, timeout=110, check=False,
     )
     elapsed = time.perf_counter() - started
-    sys.stdout.write(done.stdout + f"\n(python -m bench all --short took {elapsed:.1f} s)\n")
+    figures = done.stdout + f"\n(python -m bench all --short took {elapsed:.1f} s)"
+    request.node.user_properties.append((FIGURES, figures))  # shown at the end of the run
     assert done.returncode == 0, done.stderr[-3000:]
 
     doc = json.loads(out.read_text("utf-8"))
