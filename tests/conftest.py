@@ -38,15 +38,20 @@ def pg_problem() -> str | None:
     return _PG_PROBLEM[0]
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL schema for one test; skipped (or failed in CI) without a server."""
+def require_pg() -> None:
+    """Skip the calling test, saying so, when PostgreSQL is not reachable; fail under CI."""
     problem = pg_problem()
     if problem is not None:
         message = f"PostgreSQL not reachable at {PG_URL.split('@')[-1]} ({problem})"
         if IN_CI:
             pytest.fail(message + ": CI=true requires it")
         pytest.skip(message + ": PostgreSQL tests SKIPPED")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test; skipped (or failed in CI) without a server."""
+    require_pg()
     schema = f"relay_t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL)
     with admin.begin() as conn:

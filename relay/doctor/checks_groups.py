@@ -64,7 +64,7 @@ def _parties(entry: dict[str, Any], key: str) -> list[Member]:
 async def load_groups(ctx: Context) -> None:
     """Read every group the bot knows (`?expand=true`) once, into `ctx.groups`."""
     reply = await ctx.http.get(ctx.api(f"/v1/groups/{ctx.cfg.signal.bot_number}?expand=true"))
-    entries = reply.json() if reply.status == 200 else None
+    entries = reply.ok_json()
     if not isinstance(entries, list):
         ctx.groups_error = (f"HTTP {reply.status}" if reply.answered
                             else f"no answer, {reply.error}")

@@ -62,7 +62,7 @@ async def check_about(ctx: Context) -> CheckResult:
     if not ctx.api_ok:
         return skipped(name, "the REST API is not reachable", "api")
     reply = await ctx.http.get(ctx.api("/v1/about"))
-    about = reply.json() if reply.status == 200 else None
+    about = reply.ok_json()
     if not isinstance(about, dict):
         return fail(name, f"GET /v1/about answered HTTP {reply.status} without the expected "
                           "JSON", f"run {IMAGE} 0.101 or newer")
@@ -91,7 +91,7 @@ async def check_account(ctx: Context) -> CheckResult:
     if not ctx.api_ok:
         return skipped(name, "the REST API is not reachable", "api")
     reply = await ctx.http.get(ctx.api("/v1/accounts"))
-    accounts = reply.json() if reply.status == 200 else None
+    accounts = reply.ok_json()
     if not isinstance(accounts, list):
         return warn(name, f"could not list the REST API's accounts (HTTP {reply.status})",
                     f"run {IMAGE} 0.101 or newer and look at its log")
@@ -118,7 +118,7 @@ async def check_profile(ctx: Context) -> CheckResult:
     fix = f"`{ctx.cmd(command)}`"
     if reply.status == 404:
         return fail(name, "the REST API has no profile for signal.bot_number", fix)
-    entry = reply.json() if reply.status == 200 else None
+    entry = reply.ok_json()
     if not isinstance(entry, dict):
         return warn(name, f"could not read the account's profile (HTTP {reply.status})",
                     f"run {IMAGE} 0.101 or newer and look at its log")

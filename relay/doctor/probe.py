@@ -31,6 +31,10 @@ class Reply:
         except ValueError:
             return None
 
+    def ok_json(self) -> Any:
+        """The body as JSON when the status was 200; None otherwise or when not JSON."""
+        return self.json() if self.status == 200 else None
+
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from relay.clock import FakeClock
 from relay.store.db import make_engine, make_sessionmaker
 from relay.store.migrate import ensure_schema
 from relay.store.sealing import Sealer
+from tests.integration.doctor_org import DoctorOrg, doctor_org
 
 
 def count_commits(engine: Engine) -> list[int]:
@@ -52,3 +53,11 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return make_sessionmaker(engine)
+
+
+@pytest.fixture
+async def org(tmp_path: Path) -> AsyncIterator[DoctorOrg]:
+    """The doctor tests' sandbox organisation (mpp): relay.toml, keys, a migrated DB."""
+    made = await doctor_org(tmp_path)
+    yield made
+    await made.stop()

@@ -30,7 +30,7 @@ from relay.store.db import make_engine, make_sessionmaker
 from relay.store.migrate import ensure_schema
 from relay.store.models import Case
 from relay.store.sealing import Sealer
-from tests.conftest import IN_CI, PG_URL, pg_problem
+from tests.conftest import PG_URL, require_pg
 from tests.integration.test_rotation import EXAMPLE, NARRATIVE, reporter, seed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -258,12 +258,7 @@ def test_credentials_source_backs_up_the_root_secret_with_the_keys_only(
 @pytest.fixture
 def pg_databases() -> Iterator[tuple[str, str]]:
     """Two empty temporary databases (source and restore target), dropped afterwards."""
-    problem = pg_problem()
-    if problem is not None:
-        message = f"PostgreSQL not reachable at {PG_URL.split('@')[-1]} ({problem})"
-        if IN_CI:
-            pytest.fail(message + ": CI=true requires it")
-        pytest.skip(message + ": PostgreSQL tests SKIPPED")
+    require_pg()
     names = [f"relay_bk_{uuid.uuid4().hex[:10]}", f"relay_rs_{uuid.uuid4().hex[:10]}"]
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -20,13 +20,6 @@ OTHER_GROUP = public_group_id("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 
 
 @pytest.fixture
-async def org(tmp_path: Path) -> AsyncIterator[DoctorOrg]:
-    made = await doctor_org(tmp_path)
-    yield made
-    await made.stop()
-
-
-@pytest.fixture
 async def labour(tmp_path: Path) -> AsyncIterator[DoctorOrg]:
     """labour.toml: alerts go to a coordinators' group, created here as the config names."""
     made = await doctor_org(tmp_path, "labour")

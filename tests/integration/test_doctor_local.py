@@ -27,13 +27,6 @@ LIGHT_KDF = KdfParams(memory_kib=64, iterations=1, lanes=1)
 GIB = 1024**3
 
 
-@pytest.fixture
-async def org(tmp_path: Path) -> AsyncIterator[DoctorOrg]:
-    made = await doctor_org(tmp_path)
-    yield made
-    await made.stop()
-
-
 def keys_dir(org: DoctorOrg) -> Path:
     return org.org.cfg.keys.directory
 

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from relay.doctor import exit_code
 from relay.sandbox import Sandbox
 from relay.sandbox_org import BOT_ACI, BOT_NUMBER
-from tests.integration.doctor_org import DoctorOrg, doctor_org, free_port
+from tests.integration.doctor_org import DoctorOrg, free_port
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture
-async def org(tmp_path: Path) -> AsyncIterator[DoctorOrg]:
-    made = await doctor_org(tmp_path)
-    yield made
-    await made.stop()
 
 
 @pytest.fixture
