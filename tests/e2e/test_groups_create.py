@@ -44,6 +44,15 @@ class Org:
         secrets = [BOT, BOT[1:], BOT_ACI, *(o.aci for o in self.cfg.officers)]
         assert not [s for s in secrets if s in result.output]
 
+    async def refused(self, *args: str) -> Result:
+        """`relay groups create ARGS` refused: exit 2, no identities shown, file untouched."""
+        before = self.config.read_bytes()
+        result = await self.relay("groups", "create", *args)
+        assert result.exit_code == 2, result.output
+        self.assert_no_identities(result)
+        assert self.config.read_bytes() == before
+        return result
+
 
 @pytest.fixture
 async def sandboxes() -> AsyncIterator[list[Sandbox]]:
@@ -125,13 +134,10 @@ async def test_no_profile_name_leaves_the_file_untouched(
     tmp_path: Path, sandboxes: list[Sandbox],
 ) -> None:
     org = await start(tmp_path, sandboxes, "mpp", bot_profile_name=None)
-    before = org.config.read_bytes()
-    result = await org.relay("groups", "create", "regen-group")
-    assert result.exit_code == 2
+    result = await org.refused("regen-group")
     (line,) = result.stderr.strip().splitlines()
     assert "no profile name" in line
     assert f"`relay profile set NAME -c {org.config}`" in line
-    assert org.config.read_bytes() == before
     assert org.sandbox.groups == []
 
 
@@ -142,12 +148,9 @@ async def test_replace_makes_a_new_group_only_when_asked(
     first = await org.relay("groups", "create", "igo-team")
     assert first.exit_code == 0, first.output
     old_id = org.sandbox.groups[0].id
-    before = org.config.read_bytes()
 
-    refused = await org.relay("groups", "create", "igo-team")
-    assert refused.exit_code == 2
+    refused = await org.refused("igo-team")
     assert "already has group_id; pass --replace" in refused.stderr
-    assert org.config.read_bytes() == before
     assert len(org.sandbox.groups) == 1
 
     replaced = await org.relay("groups", "create", "igo-team", "--replace")
@@ -205,26 +208,17 @@ async def test_an_officer_who_is_not_on_signal_is_named(
     tmp_path: Path, sandboxes: list[Sandbox],
 ) -> None:
     org = await start(tmp_path, sandboxes, "mpp", no_phone=("rc-ines",))
-    before = org.config.read_bytes()
-    result = await org.relay("groups", "create", "regen-group")
-    assert result.exit_code == 2
-    org.assert_no_identities(result)
+    result = await org.refused("regen-group")
     assert "officer 'rc-ines' is not a Signal account" in result.stderr
-    assert org.config.read_bytes() == before
 
 
 async def test_unregistered_bot_and_unreachable_api(
     tmp_path: Path, sandboxes: list[Sandbox],
 ) -> None:
     org = await start(tmp_path, sandboxes, "mpp", registered=False)
-    before = org.config.read_bytes()
-    result = await org.relay("groups", "create", "regen-group")
-    assert result.exit_code == 2
+    result = await org.refused("regen-group")
     assert f"run `relay register -c {org.config}` first" in result.stderr
-    org.assert_no_identities(result)
     await org.sandbox.stop()
-    down = await org.relay("groups", "create", "regen-group")
-    assert down.exit_code == 2
+    down = await org.refused("regen-group")
     (line,) = down.stderr.strip().splitlines()
     assert line.startswith("relay groups create: cannot reach signal-cli-rest-api at ")
-    assert org.config.read_bytes() == before

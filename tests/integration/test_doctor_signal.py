@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -14,11 +15,22 @@ from tests.integration.doctor_org import DoctorOrg, free_port
 pytestmark = pytest.mark.asyncio
 
 
+OtherSandbox = Callable[..., Awaitable[Sandbox]]
+
+
 @pytest.fixture
-async def other_sandbox() -> AsyncIterator[list[Sandbox]]:
-    """Sandboxes a test starts with other account states; stopped afterwards."""
+async def other_sandbox(org: DoctorOrg) -> AsyncIterator[OtherSandbox]:
+    """Start a sandbox with another account state (`Sandbox` keywords) and point the org's
+    signal.service at it; every one is stopped afterwards."""
     started: list[Sandbox] = []
-    yield started
+
+    async def serve(**state: Any) -> Sandbox:
+        sandbox = await Sandbox(BOT_NUMBER, BOT_ACI, **state).start()
+        started.append(sandbox)
+        org.set("signal", "service", sandbox.service)
+        return sandbox
+
+    yield serve
     for sandbox in started:
         await sandbox.stop()
 
@@ -90,10 +102,8 @@ async def test_api_mode_normal_fails_with_the_mode_fix(org: DoctorOrg) -> None:
 
 
 async def test_an_unregistered_number_fails_with_relay_register(
-        org: DoctorOrg, other_sandbox: list[Sandbox]) -> None:
-    sandbox = await Sandbox(BOT_NUMBER, BOT_ACI, registered=False).start()
-    other_sandbox.append(sandbox)
-    org.set("signal", "service", sandbox.service)
+        org: DoctorOrg, other_sandbox: OtherSandbox) -> None:
+    await other_sandbox(registered=False)
     results = await org.run()
     lines = await org.lines()
     assert lines["account"].startswith("FAIL  account")
@@ -106,10 +116,8 @@ async def test_an_unregistered_number_fails_with_relay_register(
 
 
 async def test_no_profile_name_fails_with_relay_profile_set(
-        org: DoctorOrg, other_sandbox: list[Sandbox]) -> None:
-    sandbox = await Sandbox(BOT_NUMBER, BOT_ACI, bot_profile_name=None).start()
-    other_sandbox.append(sandbox)
-    org.set("signal", "service", sandbox.service)
+        org: DoctorOrg, other_sandbox: OtherSandbox) -> None:
+    await other_sandbox(bot_profile_name=None)
     results = await org.run()
     line = (await org.lines())["profile"]
     assert line.startswith("FAIL  profile")
