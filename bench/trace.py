@@ -14,7 +14,6 @@ import gc
 import json
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +44,8 @@ class Stamps:
         path.write_text(json.dumps(self.events), "utf-8")
 
 
-def _around(obj: Any, name: str, before: str | None, after: str | None,
-            stamps: Stamps, *, when: Callable[[Any], bool] = bool) -> None:
+def _around(obj: Any, name: str, before: str | None, after: str, stamps: Stamps) -> None:
+    """Stamp `before` on entry, and `after` when the call returned something (work done)."""
     fn = getattr(obj, name)
 
     @functools.wraps(fn)
@@ -54,7 +53,7 @@ def _around(obj: Any, name: str, before: str | None, after: str | None,
         if before:
             stamps.mark(before)
         result = fn(*args, **kwargs)
-        if after and when(result):
+        if result:
             stamps.mark(after)
         return result
 

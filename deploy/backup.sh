@@ -77,13 +77,7 @@ command -v "${PYTHON%% *}" >/dev/null || die "$PYTHON not found; set PYTHON=/opt
 [ -n "$OUT" ] || { usage >&2; die "give -o OUTDIR"; }
 KEYS_OUT="${KEYS_OUT:-$OUT}"
 
-SOURCE="directory"
-if [ -n "$CONFIG" ]; then
-    [ -r "$CONFIG" ] || die "cannot read config $CONFIG"
-    read_config_paths "$CONFIG" || die "cannot parse $CONFIG as TOML (check it with: relay config check $CONFIG)"
-    DB_URL="${DB_URL:-$CFG_URL}"
-    KEYS_DIR="${KEYS_DIR:-$CFG_KEYS}"
-fi
+apply_config
 [ -n "$DB_URL" ] || die "no database: give -c CONFIG or --db-url URL"
 [ -n "$KEYS_DIR" ] || die "no keys directory: give -c CONFIG or --keys-dir DIR"
 [ -d "$KEYS_DIR" ] || die "keys directory $KEYS_DIR does not exist"

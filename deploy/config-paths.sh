@@ -18,3 +18,16 @@ print(cfg.get("keys", {}).get("source", "directory"))
 PY
     )
 }
+
+# With -c CONFIG ($CONFIG set): read it, and take its database URL and keys directory
+# where --db-url / --keys-dir did not set them. SOURCE is "directory" without a config.
+# shellcheck disable=SC2034  # DB_URL and KEYS_DIR are read by the caller
+apply_config() {
+    SOURCE="directory"
+    [ -n "$CONFIG" ] || return 0
+    [ -r "$CONFIG" ] || die "cannot read config $CONFIG"
+    read_config_paths "$CONFIG" \
+        || die "cannot parse $CONFIG as TOML (check it with: relay config check $CONFIG)"
+    DB_URL="${DB_URL:-$CFG_URL}"
+    KEYS_DIR="${KEYS_DIR:-$CFG_KEYS}"
+}

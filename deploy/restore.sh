@@ -75,13 +75,7 @@ TS="$(date -u +%Y%m%dT%H%M%SZ)"
 [ -z "$SIG_FILE" ] || [ -n "$SIG_DIR" ] || die "--signal-cli needs --signal-cli-dir DIR"
 
 STEP="reading the config"
-SOURCE="directory"
-if [ -n "$CONFIG" ]; then
-    [ -r "$CONFIG" ] || die "cannot read config $CONFIG"
-    read_config_paths "$CONFIG" || die "cannot parse $CONFIG as TOML"
-    DB_URL="${DB_URL:-$CFG_URL}"
-    KEYS_DIR="${KEYS_DIR:-$CFG_KEYS}"
-fi
+apply_config
 [ -z "$DB_FILE" ] || [ -n "$DB_URL" ] || die "--db needs -c CONFIG or --db-url URL"
 [ -z "$KEYS_FILE" ] || [ -n "$KEYS_DIR" ] || die "--keys needs -c CONFIG or --keys-dir DIR"
 
