@@ -22,6 +22,7 @@ counts and epoch labels, never content.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -46,6 +47,8 @@ from relay.store.models import (
     ReporterLink,
 )
 
+TRUNCATE_TRIES: Final = 20
+TRUNCATE_PAUSE: Final = 0.05  # seconds between tries
 INBOX_KEEP_DAYS: Final = 30
 """Days a finished (done or quarantined) inbox row is kept."""
 OUTBOX_KEEP_DAYS: Final = 30
@@ -192,6 +195,16 @@ def _doomed_epochs(keyring: Keyring, referenced: set[str], now: datetime) -> lis
     return sorted(e for e in live - referenced if e < current)
 
 
+def _truncate_wal(dbapi: Any) -> bool:
+    """`wal_checkpoint(TRUNCATE)`, tried again for up to a second while it reports busy: a
+    running relay's `WalCheckpointer` may be in a checkpoint of its own at that moment."""
+    for _ in range(TRUNCATE_TRIES):
+        if dbapi.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0:
+            return True
+        time.sleep(TRUNCATE_PAUSE)
+    return False
+
+
 def compact(engine: Engine) -> bool:
     """Flush deleted rows out of the WAL and the free pages (SQLite), or VACUUM (PostgreSQL).
 
@@ -204,12 +217,11 @@ def compact(engine: Engine) -> bool:
             dbapi = raw.driver_connection
             assert dbapi is not None
             dbapi.isolation_level = None  # autocommit: VACUUM refuses to run in a transaction
-            busy = dbapi.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            first = _truncate_wal(dbapi)
             dbapi.execute("VACUUM")
-            busy += dbapi.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            return _truncate_wal(dbapi) and first
         finally:
             raw.close()
-        return bool(busy == 0)
     tables = ", ".join(engine.dialect.identifier_preparer.quote(t) for t in Base.metadata.tables)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql(f"VACUUM {tables}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from relay.retention import compact
 from relay.store.db import make_engine, start_checkpointer
 
 PAGE = 4096
@@ -85,3 +86,24 @@ def test_checkpointer_keeps_the_wal_bounded(tmp_path: Path) -> None:
 def test_no_checkpointer_for_postgresql_or_memory() -> None:
     engine = make_engine("sqlite:///:memory:", autocheckpoint=False)
     assert start_checkpointer(engine) is None
+
+
+def test_purge_compacts_while_a_running_relays_checkpointer_checkpoints(
+        tmp_path: Path) -> None:
+    """`relay purge` beside a running relay: the relay's checkpointer may be inside a
+    checkpoint of its own when purge truncates the WAL; purge waits it out instead of
+    reporting the store as not compacted."""
+    path = tmp_path / "relay.db"
+    engine = _engine(path, autocheckpoint=False)
+    checkpointer = start_checkpointer(engine, interval=0.0005)
+    assert checkpointer is not None
+    try:
+        results = []
+        for _ in range(5):
+            _commit_many(engine, 200)  # the WAL grows while the checkpointer works
+            results.append(compact(engine))
+    finally:
+        checkpointer.stop()
+        engine.dispose()
+    assert results == [True] * 5
+    assert _wal_frames(path) == 0
